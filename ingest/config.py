@@ -1,0 +1,62 @@
+"""The `ingest:` section of config.yaml: what files are read and how they are cut."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChunkingConfig(_Strict):
+    """Token budgets for cutting documents and grouping transcript cues."""
+
+    max_tokens: int = Field(200, ge=16, le=8000, description="Token budget of a chunk (tiktoken).")
+    overlap_tokens: int = Field(30, ge=0, description="Tokens of the previous chunk repeated at the start of the next.")
+    transcript_max_tokens: int = Field(200, ge=16, le=8000, description="Token budget of a transcript chunk.")
+    transcript_max_seconds: float = Field(90.0, gt=0, description="Longest time span of a transcript chunk.")
+    encoding: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
+
+    @model_validator(mode="after")
+    def _overlap_below_budget(self) -> ChunkingConfig:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError("overlap_tokens must be smaller than max_tokens")
+        return self
+
+
+class TableConfig(_Strict):
+    """How rows of a CSV/JSONL file become documents (as in Nomic Atlas's upload)."""
+
+    pattern: str = Field("*", description="Glob on the file name this entry applies to; the first match wins.")
+    text_fields: list[str] = Field(
+        default_factory=list,
+        description="Columns joined (one per line) as the row's text; empty picks text/content/body/... automatically.",
+    )
+    title_field: str | None = Field(None, description="Column used as the title; default 'title' when present.")
+    id_field: str | None = Field(None, description="Column with a stable row id; default '_id' or 'id' when present.")
+    url_field: str | None = Field(None, description="Column with a link to the row's source; default 'url' when present.")
+    metadata_fields: list[str] | None = Field(
+        None, description="Columns kept as metadata; None keeps every other scalar column, [] keeps none."
+    )
+
+
+class IngestConfig(_Strict):
+    """Everything about reading files and chunking them."""
+
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    tables: list[TableConfig] = Field(default_factory=lambda: [TableConfig()])
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped with a reason.")
+    exclude: list[str] = Field(
+        default_factory=lambda: [".*", "__pycache__", "node_modules"],
+        description="Glob patterns of file or folder names skipped when walking folders.",
+    )
+
+    def table_for(self, filename: str) -> TableConfig:
+        """The first table entry whose pattern matches the file name (defaults if none does)."""
+        from fnmatch import fnmatch
+
+        for table in self.tables:
+            if fnmatch(filename, table.pattern):
+                return table
+        return TableConfig()

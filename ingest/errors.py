@@ -1,0 +1,15 @@
+"""Errors of the ingest pipeline."""
+
+from rag.errors import RagError
+
+
+class IngestError(RagError):
+    """Base class for ingest errors a user can act on."""
+
+
+class LoadError(IngestError):
+    """A file could not be read; the message is the reason shown in the ingest report."""
+
+
+class IngestBusyError(IngestError):
+    """Another ingest is already running on this data directory."""

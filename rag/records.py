@@ -1,0 +1,80 @@
+"""Records that cross package lines: where a passage came from, and the passages themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Scalar = str | int | float | bool
+
+
+def format_timestamp(seconds: float) -> str:
+    """Format seconds as H:MM:SS or M:SS, as people read transcript times."""
+    total = int(seconds)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+@dataclass(frozen=True)
+class Locator:
+    """Where inside a source a piece of text sits: heading path, page, table row or time span."""
+
+    heading: str | None = None  # "Setup > Install" (Markdown/HTML heading path)
+    page: int | None = None  # 1-based PDF page
+    row: int | None = None  # 1-based data row of a CSV/JSONL file
+    start_s: float | None = None  # transcript span start, seconds
+    end_s: float | None = None  # transcript span end, seconds
+    speaker: str | None = None  # transcript speaker(s), comma-separated
+
+    def label(self) -> str:
+        """A short human-readable form: 'Setup > Install', 'p. 3', 'row 12', '1:05-1:40 (Alice)'."""
+        parts: list[str] = []
+        if self.heading:
+            parts.append(self.heading)
+        if self.page is not None:
+            parts.append(f"p. {self.page}")
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        if self.start_s is not None:
+            span = format_timestamp(self.start_s)
+            if self.end_s is not None:
+                span += f"-{format_timestamp(self.end_s)}"
+            parts.append(span)
+        text = ", ".join(parts)
+        if self.speaker:
+            text = f"{text} ({self.speaker})" if text else self.speaker
+        return text
+
+    def fields(self) -> dict[str, Scalar]:
+        """The structured fields that apply (None ones left out), for metadata and JSON output."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_fields(cls, data: dict[str, Any]) -> Locator:
+        """Rebuild a locator from stored metadata, ignoring unrelated keys."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if data.get(k) is not None})
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a source ready to embed: its text, where it came from and its metadata."""
+
+    id: str
+    text: str
+    source: str
+    locator: Locator
+    metadata: dict[str, Scalar] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its score and the embedding space it was found in."""
+
+    text: str
+    source: str
+    locator: Locator
+    score: float
+    space: str
+    id: str = ""
+    metadata: dict[str, Scalar] = field(default_factory=dict)
