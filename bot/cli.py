@@ -75,7 +75,7 @@ def cli(ctx: click.Context, config_option: str | None, debug: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "chromadb", "urllib3", "sentence_transformers", "filelock"):
+    for noisy in ("httpx", "chromadb", "urllib3", "sentence_transformers", "filelock", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.INFO if debug else logging.WARNING)
     ctx.obj = _Context(config_option, debug)
 
