@@ -206,6 +206,10 @@ class _Splitter:
             cut = self._best_cut(start, floor, budget, ceiling)
             count = self._exact(self.text[start:cut].strip())
             if count <= self.max_tokens:
+                if start < floor and _splits_cluster(self.text, cut):
+                    # The overlap left no room for a whole emoji or accented letter: drop it.
+                    start, budget, ceiling = floor, self.max_tokens, len(self.text)
+                    continue
                 return start, cut
             if cut <= floor + 1:
                 if start < floor:

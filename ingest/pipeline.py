@@ -180,7 +180,7 @@ class Ingestor:
         spaces = list(self.kb.embedding.spaces)
         if rebuild:
             for space in set(spaces) | set(self.kb.store.spaces()):
-                self.kb.store.drop_space(space)
+                self.kb.drop(space)
             self.manifest.clear()
         for space in spaces:
             self.kb.store.check_model(space, self.kb.model_id(space))
@@ -284,7 +284,7 @@ class Ingestor:
         for space, entries in by_space.items():
             chunks = [c for c, _ in entries]
             vectors = self._vectors_for(space, chunks, [pending[i].source for _, i in entries], report)
-            self.kb.store.upsert(space, self.kb.model_id(space), chunks, vectors)
+            self.kb.write(space, chunks, vectors)
 
         for item in pending:
             old = self.manifest.chunk_ids(item.source)
@@ -293,7 +293,7 @@ class Ingestor:
                 new_by_space[space].add(chunk.id)
             for space, ids in old.items():
                 stale = ids - new_by_space.get(space, set())
-                self.kb.store.delete(space, stale)
+                self.kb.delete(space, stale)
             self.manifest.replace_source(
                 item.source, item.fingerprint, [(c.id, s) for c, s in zip(item.chunks, item.spaces)]
             )
@@ -328,7 +328,7 @@ class Ingestor:
 
     def _delete_source(self, source: str) -> None:
         for space, ids in self.manifest.chunk_ids(source).items():
-            self.kb.store.delete(space, ids)
+            self.kb.delete(space, ids)
         self.manifest.remove_source(source)
 
     def _reconcile(self, report: IngestReport, start: bool) -> None:
@@ -353,7 +353,7 @@ class Ingestor:
             orphans = stored - expected
             if orphans and not start:
                 logger.info("removing %d chunks left by an interrupted run", len(orphans))
-                self.kb.store.delete(space, orphans)
+                self.kb.delete(space, orphans)
 
     def _bar(self, **kwargs):
         if self._progress is None:

@@ -40,6 +40,19 @@ class KnowledgeBase:
             return self._embedders[space].model_id
         return self.embedding.spaces[space].model_id()
 
+    # Every write goes through these, so indexes kept beside the vectors stay in step.
+    def write(self, space: str, chunks, vectors) -> None:
+        """Store chunks and their vectors in a space (existing ids are replaced)."""
+        self.store.upsert(space, self.model_id(space), chunks, vectors)
+
+    def delete(self, space: str, ids) -> None:
+        """Remove chunks from a space."""
+        self.store.delete(space, ids)
+
+    def drop(self, space: str) -> None:
+        """Remove a whole space (a rebuild)."""
+        self.store.drop_space(space)
+
     def search(self, query: str, k: int = 5, where: dict | None = None) -> list[Passage]:
         """Search every non-empty space with the question and fuse the rankings.
 
