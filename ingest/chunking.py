@@ -56,7 +56,7 @@ _CLOSERS = "\"'”’)\\]」』）】〕〉》"
 _BOUNDARY_PATTERNS = {
     _PARAGRAPH: re.compile(r"\n[^\S\n]*\n\s*"),
     _LINE: re.compile(r"\n\s*"),
-    # English ends need whitespace after them ("3.14", "e.g.x" are not ends); CJK ends need none.
+    # English ends need whitespace after them ("3.14", "v1.2" are not ends); CJK ends need none.
     _SENTENCE: re.compile(rf"[.!?]+[{_CLOSERS}]*\s+|[。！？．｡]+[{_CLOSERS}]*\s*"),
     # ASCII marks need a following space so "10:30", "1,000" and "http://" stay whole.
     _CLAUSE: re.compile(r"[,;:]\s+|[、，；：､]\s*"),
@@ -100,15 +100,20 @@ def _encodable(text: str) -> str:
     return text
 
 
+_REGIONAL = "\U0001f1e6-\U0001f1ff"
+_FLAG_RUN = re.compile(f"[{_REGIONAL}]{{2,}}")
+
+
 def _is_regional(ch: str) -> bool:
     return "\U0001f1e6" <= ch <= "\U0001f1ff"
 
 
-def _splits_cluster(text: str, pos: int) -> bool:
+def _splits_cluster(text: str, pos: int, flag_runs: list[int] | None = None) -> bool:
     """Whether cutting before text[pos] would tear a user-perceived character apart.
 
     A cheap approximation of Unicode grapheme rules: combining marks, ZWJ sequences (family
     emoji), variation selectors, skin-tone modifiers, emoji tags and flag pairs stay together.
+    flag_runs, the sorted start positions of runs of regional indicators, tells flag pairs apart.
     """
     if pos <= 0 or pos >= len(text):
         return False
@@ -120,10 +125,10 @@ def _splits_cluster(text: str, pos: int) -> bool:
     if unicodedata.category(ch) in ("Mn", "Mc", "Me"):
         return True
     if _is_regional(prev) and _is_regional(ch):
-        run = 0
-        while pos - run - 1 >= 0 and _is_regional(text[pos - run - 1]) and run < 64:
-            run += 1
-        return run % 2 == 1  # flags are pairs: cutting after an odd count splits one
+        if flag_runs is None:
+            flag_runs = [m.start() for m in _FLAG_RUN.finditer(text, 0, pos + 1)]
+        run_start = flag_runs[bisect.bisect_right(flag_runs, pos - 1) - 1]
+        return (pos - run_start) % 2 == 1  # flags are pairs: an odd offset splits one
     return False
 
 
@@ -142,6 +147,12 @@ class _Splitter:
         self.overlap = overlap
         _, self.starts = enc.decode_with_offsets(tokens)  # char offset where each token starts
         self.boundaries: dict[int, list[int]] = {}
+        self.flag_runs: list[int] | None = None
+
+    def _splits_cluster(self, pos: int) -> bool:
+        if self.flag_runs is None and 0 < pos < len(self.text) and _is_regional(self.text[pos]):
+            self.flag_runs = [m.start() for m in _FLAG_RUN.finditer(self.text)]
+        return _splits_cluster(self.text, pos, self.flag_runs)
 
     def split(self) -> list[str]:
         """All pieces, in order."""
@@ -206,7 +217,7 @@ class _Splitter:
             cut = self._best_cut(start, floor, budget, ceiling)
             count = self._exact(self.text[start:cut].strip())
             if count <= self.max_tokens:
-                if start < floor and _splits_cluster(self.text, cut):
+                if start < floor and self._splits_cluster(cut):
                     # The overlap left no room for a whole emoji or accented letter: drop it.
                     start, budget, ceiling = floor, self.max_tokens, len(self.text)
                     continue
@@ -248,9 +259,9 @@ class _Splitter:
     def _hard_cut(self, pos: int, lowest: int) -> int:
         """pos moved back to a grapheme boundary, unless the cluster reaches back past lowest."""
         cut = pos
-        while cut > lowest and _splits_cluster(self.text, cut):
+        while cut > lowest and self._splits_cluster(cut):
             cut -= 1
-        return pos if _splits_cluster(self.text, cut) else cut
+        return pos if self._splits_cluster(cut) else cut
 
     def _overlap_start(self, start: int, cut: int) -> int | None:
         """Where the overlap repeated from the piece [start, cut) begins, or None for none.
@@ -282,7 +293,7 @@ class _Splitter:
         return None
 
     def _safe_tail(self, pos: int, cut: int) -> int:
-        while pos < cut and _splits_cluster(self.text, pos):
+        while pos < cut and self._splits_cluster(pos):
             pos += 1
         return pos
 
@@ -347,10 +358,15 @@ def _cue_text(cues: list[_Cue]) -> str:
     return " ".join(f"{speaker}: {' '.join(texts)}" if speaker else " ".join(texts) for speaker, texts in turns)
 
 
-def _span_s(cues: list[_Cue]) -> float:
+def _times(cues: list[_Cue]) -> tuple[float | None, float | None]:
+    """(start of the first cue, end of the last cue), skipping cues without times."""
     starts = [c.locator.start_s for c in cues if c.locator.start_s is not None]
     ends = [c.locator.end_s for c in cues if c.locator.end_s is not None]
-    return max(ends) - min(starts) if starts and ends else 0.0
+    return (starts[0] if starts else None, ends[-1] if ends else None)
+
+
+def _span_s(start_s: float | None, end_s: float | None) -> float:
+    return end_s - start_s if start_s is not None and end_s is not None else 0.0
 
 
 class _TranscriptGrouper:
@@ -373,7 +389,7 @@ class _TranscriptGrouper:
                 and self.config.overlap_tokens > 0
                 and last_of_previous.tokens <= self.config.overlap_tokens
                 and self._estimate(cues[i - 1 : i + 1]) <= self.config.transcript_max_tokens
-                and _span_s(cues[i - 1 : i + 1]) <= self.config.transcript_max_seconds
+                and _span_s(*_times(cues[i - 1 : i + 1])) <= self.config.transcript_max_seconds
             ):
                 first = i - 1
             end = self._end(cues, first, i)
@@ -420,8 +436,8 @@ class _TranscriptGrouper:
             next_tokens = tokens + cue.tokens
             estimate = next_tokens + (next_prefixes if next_turns > 1 else 0)
             next_start = start_s if start_s is not None else cue.locator.start_s
-            next_end = max(x for x in (end_s, cue.locator.end_s) if x is not None) if (end_s, cue.locator.end_s) != (None, None) else None
-            span = next_end - next_start if next_start is not None and next_end is not None else 0.0
+            next_end = cue.locator.end_s if cue.locator.end_s is not None else end_s
+            span = _span_s(next_start, next_end)
             if end > new and (estimate > budget or span > seconds):
                 break
             tokens, turn_prefixes, turns = next_tokens, next_prefixes, next_turns
@@ -447,12 +463,9 @@ class _TranscriptGrouper:
         return best
 
     def _locator(self, cues: list[_Cue]) -> Locator:
-        starts = [c.locator.start_s for c in cues if c.locator.start_s is not None]
-        ends = [c.locator.end_s for c in cues if c.locator.end_s is not None]
+        start_s, end_s = _times(cues)
         speakers = list(dict.fromkeys(c.speaker for c in cues if c.speaker))
+        # replace() keeps any other field a loader set on the cues' locators.
         return dataclasses.replace(
-            cues[0].locator,
-            start_s=starts[0] if starts else None,
-            end_s=ends[-1] if ends else None,
-            speaker=", ".join(speakers) if speakers else None,
+            cues[0].locator, start_s=start_s, end_s=end_s, speaker=", ".join(speakers) if speakers else None
         )
