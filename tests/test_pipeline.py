@@ -217,6 +217,10 @@ def test_six_thousand_chunks_in_one_ingest(app_config, tmp_path):
     report = run(app_config, rows)
     assert report.chunks == 6000 and report.failed == []
     assert len(snapshot(app_config)["en"]) == 6000
+    # a fresh process view of the store (as after a restart) still answers queries
+    with open_knowledge_base(app_config) as kb:
+        hits = kb.search("Row number 4321 talks about topic", k=3)
+    assert len(hits) == 3 and any("4321" in h.text for h in hits)
 
 
 def test_missing_path_is_an_error(app_config, tmp_path):
