@@ -340,11 +340,11 @@ class Ingestor:
         """
         recorded = self.manifest.counts_by_space()
         spaces = set(recorded) | (set(self.kb.store.spaces()) & set(self.kb.embedding.spaces))
-        for space in spaces:
-            if self.kb.store.count(space) == recorded.get(space, 0):
-                continue
+        mismatched = [space for space in spaces if self.kb.store.count(space) != recorded.get(space, 0)]
+        expected_ids = self.manifest.ids_by_space() if mismatched else {}
+        for space in mismatched:
             stored = self.kb.store.ids(space)
-            expected = self.manifest.ids_by_space().get(space, set())
+            expected = expected_ids.get(space, set())
             missing = expected - stored
             if missing and start:
                 lost = self.manifest.sources_of(space, missing)
