@@ -2,11 +2,6 @@
 
 projection (PCA + seeded UMAP) -> clustering (HDBSCAN on the layout) -> topics (c-TF-IDF
 keywords, English and Japanese) -> render (one self-contained HTML file, canvas renderer).
-Depends on `rag` only; `ragbot map` in bot/cli.py drives it.
+`builder.draw_map` runs the whole chain. Depends on `rag` only; `ragbot map` drives it.
+Submodules are imported where used, so reading the config does not load numpy or UMAP.
 """
-
-from rag.atlas.builder import MapLayer, SpaceRecords, build_layer, draw_map, read_space
-from rag.atlas.config import MapConfig
-from rag.atlas.render import render_html
-
-__all__ = ["MapConfig", "MapLayer", "SpaceRecords", "build_layer", "draw_map", "read_space", "render_html"]

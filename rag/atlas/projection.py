@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,5 +121,7 @@ def project(
         init="spectral" if n > 50 else "random",
         low_memory=True,
     )
-    xy = reducer.fit_transform(reduced)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
+        xy = reducer.fit_transform(reduced)
     return Projection(scale_unit(xy), _neighbors_from_graph(reducer.graph_, neighbors))
