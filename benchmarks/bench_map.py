@@ -32,6 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks import sections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rag.atlas.builder import MapLayer, SpaceRecords  # noqa: E402
@@ -123,15 +124,7 @@ def frame_time(page: Path) -> dict:
 
 
 def write_section(text: str) -> None:
-    path = REPO / "docs" / "BENCHMARKS.md"
-    path.parent.mkdir(exist_ok=True)
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n## Knowledge map\n\n" + text + "\n"
-    path.write_text(current, encoding="utf-8")
+    sections.write_section(text, START, END, "Knowledge map")
 
 
 def main() -> None:
