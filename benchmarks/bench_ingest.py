@@ -31,6 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks import sections  # noqa: E402
 from bot.config import AppConfig  # noqa: E402
 from bot.runtime import open_knowledge_base  # noqa: E402
 
@@ -135,14 +136,7 @@ def markdown(results: list[dict]) -> str:
 
 
 def write_section(text: str) -> None:
-    path = REPO / "docs" / "BENCHMARKS.md"
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n## Ingest\n\n" + text + "\n"
-    path.write_text(current, encoding="utf-8")
+    sections.write_section(text, START, END, "Ingest")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The `ragbot` command line: ingest, search, status and config.
+"""The `ragbot` command line: ingest, search, status, map and config.
 
 The one place that turns exceptions into exit codes: 1 for errors, 2 for bad usage
 (click's own). `--debug` shows the traceback instead.
@@ -226,6 +226,64 @@ def status(obj: _Context, as_json: bool) -> None:
             note = f"  (built with {s['stored_model']}: run `ragbot ingest --rebuild PATH...`)"
         langs = ", ".join("other" if lang == "*" else lang for lang in s["languages"]) or "-"
         click.echo(f"  {s['space']:<8} {s['chunks']:>7} chunks  {s['model']:<48} languages: {langs}{note}")
+
+
+@cli.command(name="map")
+@click.option("--space", metavar="NAME", help="Embedding space to draw (default: the one with the most chunks).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write (default ragbot-map-SPACE.html).")
+@click.option("--color-by", type=click.Choice(["source", "set", "cluster", "lang"]), help="Colour points by (default map.color_by).")
+@click.option(
+    "--compare",
+    nargs=2,
+    metavar="A B",
+    help="Two maps side by side with linked selection; each is a SPACE or CONFIG.yaml:SPACE (another store).",
+)
+@click.pass_obj
+def map_command(obj: _Context, space: str | None, out: Path | None, color_by: str | None, compare: tuple[str, str] | None) -> None:
+    """Draw the knowledge map: every chunk as a point, similar text close together, clusters labelled.
+
+    \b
+    One self-contained HTML file (data and code inline): it opens offline and nothing leaves
+    the machine. Hover shows a chunk, click opens its source, the search box highlights matches
+    and their neighbours; scroll to zoom, drag to pan.
+    \b
+    Examples:
+      ragbot map
+      ragbot map --space ja --color-by source --out ja.html
+      ragbot map --compare en other-model.yaml:en
+    """
+    from bot.config import load_config
+    from bot.runtime import open_knowledge_base
+    from rag.atlas.builder import draw_map, read_space
+    from rag.atlas.projection import enable_numba_cache
+
+    config, _ = obj.config
+    if space and compare:
+        raise click.UsageError("Use --space or --compare, not both.")
+    targets: list[tuple[object, str | None]] = []
+    for spec in compare or (space,):
+        where, sep, name = (spec or "").rpartition(":")
+        targets.append((load_config(where)[0], name) if sep and where else (config, spec))
+    records = []
+    for target_config, name in targets:  # one store open at a time: two may share a lock
+        with open_knowledge_base(target_config) as kb:
+            if name is None:
+                counts = {s: kb.store.count(s) for s in kb.store.spaces()}
+                if not any(counts.values()):
+                    raise RagError("Nothing is ingested yet, so there is nothing to map. Run `ragbot ingest PATH...` first.")
+                name = max(sorted(counts), key=counts.__getitem__)
+            records.append(read_space(kb.store, name))
+    # numba compiles UMAP's kernels on first use (tens of seconds): keep them in the data dir
+    enable_numba_cache(config.data_path() / "numba-cache")
+    page, note, layers = draw_map(records, config.map, color_by=color_by, progress=_progress_factory())
+    out = out or Path("ragbot-map-" + "-vs-".join(r.space for r in records) + ".html")
+    out.write_text(page, encoding="utf-8")
+    if note:
+        click.echo(f"Note: {note}", err=True)
+    for layer in layers:
+        noise = int((layer.clusters < 0).sum())
+        click.echo(f"{layer.name}: {len(layer.records):,} chunks, {len(layer.topics)} clusters, {noise:,} unclustered")
+    click.echo(f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB). Open it in a browser; it works offline.")
 
 
 @cli.command(name="config")

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.config import IngestConfig
+from rag.atlas.config import MapConfig
 from rag.config import EmbeddingConfig, StoreConfig
 from rag.errors import ConfigError
 
@@ -31,6 +32,7 @@ class AppConfig(BaseModel):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    map: MapConfig = Field(default_factory=MapConfig)
 
     def data_path(self) -> Path:
         """The data directory, with RAGBOT_DATA_DIR taking precedence."""
