@@ -21,11 +21,12 @@ from rag.prompts import rewrite_messages
 
 logger = logging.getLogger(__name__)
 
-_FOLLOW_UP_EN = re.compile(
-    r"^\s*(and|or|but|also|what about|how about|and what|same for|then|so|why|how come|is that|does that|"
-    r"can it|can they|do they|does it|is it|are they)\b|\b(it|its|they|them|their|that|this|those|these|he|she|one)\b",
+_OPENER_EN = re.compile(
+    r"^\s*(and|or|but|also|what about|how about|same for|then|so|how come|is that|does that|"
+    r"can it|can they|do they|does it|is it|are they)\b",
     re.IGNORECASE,
 )
+_PRONOUN_EN = re.compile(r"\b(it|its|they|them|their|that|this|those|these|he|she|him|her)\b", re.IGNORECASE)
 _FOLLOW_UP_JA = re.compile(r"^\s*(それ|その|そこ|では|じゃあ|なら|あと|また|ちなみに|で、)|(は|って)[？?]\s*$")
 
 
@@ -57,7 +58,8 @@ def looks_like_follow_up(question: str) -> bool:
     if detect_lang(question) == "ja":
         return bool(_FOLLOW_UP_JA.search(question)) or len(question.strip()) <= 10
     words = _WORD.findall(question.lower())
-    return len(words) <= 4 or bool(_FOLLOW_UP_EN.search(question))
+    # a pronoun alone marks a follow-up only in a short question: long ones usually stand on their own
+    return len(words) <= 4 or bool(_OPENER_EN.search(question)) or (len(words) <= 7 and bool(_PRONOUN_EN.search(question)))
 
 
 def key_terms(question: str) -> str:

@@ -58,6 +58,9 @@ class OpenAIChat:
     def __init__(self, config: LLMConfig, sleep: Callable[[float], None] = time.sleep):
         self.config = config
         self._sleep = sleep
+        # imported here, not inside the deadline: the first import takes seconds on a slow machine
+        import langchain_openai  # noqa: F401
+
         where = config.base_url or "api.openai.com"
         self.description = f"{config.model} at {where}"
         self._key = config.api_key()

@@ -55,7 +55,7 @@ def question_language(question: str) -> str:
 
 
 def _attr(value: str) -> str:
-    return value.replace('"', "'").replace("<", "(").replace(">", ")").replace("\n", " ")
+    return value.replace('"', "'").replace("<", "(").replace("\n", " ")
 
 
 def render_passage(n: int, passage: Passage) -> str:
