@@ -40,6 +40,8 @@ sys.path.insert(0, str(REPO))
 from bot.config import AppConfig  # noqa: E402
 from bot.runtime import build_answerer, open_ingestor, open_knowledge_base  # noqa: E402
 
+import report  # noqa: E402  (benchmarks/report.py)
+
 START, END = "<!-- answer:start -->", "<!-- answer:end -->"
 QUESTIONS = REPO / "benchmarks" / "questions"
 
@@ -216,15 +218,7 @@ def markdown(s: dict, j: dict | None, cli: dict, audit: CitationAudit) -> str:
 
 
 def write_section(text: str) -> None:
-    path = REPO / "docs" / "BENCHMARKS.md"
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n## Answers\n\n" + text + "\n"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(current, encoding="utf-8")
+    report.write_section(text, START, END, "Answers")
 
 
 def main() -> None:

@@ -34,6 +34,8 @@ sys.path.insert(0, str(REPO))
 from bot.config import AppConfig  # noqa: E402
 from bot.runtime import open_knowledge_base  # noqa: E402
 
+import report  # noqa: E402  (benchmarks/report.py)
+
 START, END = "<!-- ingest:start -->", "<!-- ingest:end -->"
 
 
@@ -135,14 +137,7 @@ def markdown(results: list[dict]) -> str:
 
 
 def write_section(text: str) -> None:
-    path = REPO / "docs" / "BENCHMARKS.md"
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n## Ingest\n\n" + text + "\n"
-    path.write_text(current, encoding="utf-8")
+    report.write_section(text, START, END, "Ingest")
 
 
 def main() -> None:
