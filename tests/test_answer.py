@@ -243,3 +243,23 @@ def test_sentences_join_wrapped_lines_and_skip_headings_and_code():
 def test_quotes_prefer_sentences_sharing_rare_question_terms():
     quotes = choose_quotes("Who can run /ragbot-ingest?", [REINGEST, ADMINS], 1)
     assert quotes[0].n == 2 and "Only admins" in quotes[0].text
+
+
+def test_floor_retriever_drops_passages_below_their_space_floor(app_config, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    from bot.runtime import build_answerer, open_ingestor, open_knowledge_base
+    from rag.floor import FloorRetriever
+    from tests.conftest import SAMPLES
+
+    with open_knowledge_base(app_config) as kb:
+        with open_ingestor(app_config, kb) as ingestor:
+            ingestor.run([SAMPLES])
+        low = FloorRetriever(kb, AnswerConfig(relevance_floor={"en": 0.0, "ja": 0.0}))
+        high = FloorRetriever(kb, AnswerConfig(relevance_floor={"en": 0.99, "ja": 0.99}))
+        question = "Who can run /ragbot-ingest?"
+        assert len(low.retrieve(question, 4)) == 4
+        assert high.retrieve(question, 4) == [] and len(high.closest(question, 2)) == 2
+        only_ja = FloorRetriever(kb, AnswerConfig(relevance_floor={"en": 0.99, "ja": 0.0}))
+        assert {p.space for p in only_ja.retrieve(question, 6)} == {"ja"}
+        answer = build_answerer(app_config, kb).answer(question)  # the shipped floors, hashing vectors: not found
+        assert answer.mode == "extractive"
