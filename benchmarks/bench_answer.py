@@ -218,10 +218,6 @@ def markdown(s: dict, j: dict | None, cli: dict, audit: CitationAudit) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    report.write_section(text, START, END, "Answers")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--evaldata", type=Path, default=REPO.parent / "shared" / "evaldata")
@@ -243,7 +239,7 @@ def main() -> None:
         print(text)
         (work.parent / "bench-answer-rows.json").write_text(json.dumps(sample["rows"], ensure_ascii=False, indent=1))
         if not args.no_write:
-            write_section(text)
+            report.write_section(text, START, END, "Answers")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

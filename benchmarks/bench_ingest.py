@@ -136,10 +136,6 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    report.write_section(text, START, END, "Ingest")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--evaldata", type=Path, default=REPO.parent / "shared" / "evaldata")
@@ -154,7 +150,7 @@ def main() -> None:
     text = markdown(results)
     print(text)
     if not args.no_write:
-        write_section(text)
+        report.write_section(text, START, END, "Ingest")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,17 @@ def wait_until_serving(url: str, proc: subprocess.Popen, log_path: Path, what: s
             time.sleep(0.2)
 
 
+def stop_process(proc: subprocess.Popen, log=None, timeout: float = 15) -> None:
+    """Terminate a server started by a fixture (kill it if it lingers) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if log is not None:
+        log.close()
+
+
 @pytest.fixture
 def chroma_server(tmp_path):
     """A real `chroma run` on 127.0.0.1 and a free port; stopped at the end of the test."""
@@ -86,9 +97,4 @@ def chroma_server(tmp_path):
         wait_until_serving(f"http://127.0.0.1:{port}/api/v2/heartbeat", proc, tmp_path / "chroma.log", "chroma run", log)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_process(proc, log)

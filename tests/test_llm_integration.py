@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.conftest import REPO, SAMPLES, free_port, wait_until_serving
+from tests.conftest import REPO, SAMPLES, free_port, stop_process, wait_until_serving
 
 pytestmark = pytest.mark.integration
 
@@ -86,12 +86,7 @@ def llama_server(tmp_path_factory):
         wait_until_serving(f"http://127.0.0.1:{port}/v1/models", proc, log_path, "llama_cpp.server", log, timeout=180)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_process(proc, log)
 
 
 @pytest.fixture(scope="module")
