@@ -31,9 +31,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks import sections  # noqa: E402
 from bot.config import AppConfig  # noqa: E402
 from bot.runtime import open_knowledge_base  # noqa: E402
+
+import report  # noqa: E402  (benchmarks/report.py)
 
 START, END = "<!-- ingest:start -->", "<!-- ingest:end -->"
 
@@ -135,10 +136,6 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    sections.write_section(text, START, END, "Ingest")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--evaldata", type=Path, default=REPO.parent / "shared" / "evaldata")
@@ -153,7 +150,7 @@ def main() -> None:
     text = markdown(results)
     print(text)
     if not args.no_write:
-        write_section(text)
+        report.write_section(text, START, END, "Ingest")
 
 
 if __name__ == "__main__":

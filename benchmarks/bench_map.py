@@ -32,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks import sections  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py)
 import numpy as np  # noqa: E402
 
 from rag.atlas.builder import MapLayer, SpaceRecords  # noqa: E402
@@ -124,7 +124,7 @@ def frame_time(page: Path) -> dict:
 
 
 def write_section(text: str) -> None:
-    sections.write_section(text, START, END, "Knowledge map")
+    report.write_section(text, START, END, "Knowledge map")
 
 
 def main() -> None:

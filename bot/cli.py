@@ -1,4 +1,4 @@
-"""The `ragbot` command line: ingest, search, status, map and config.
+"""The `ragbot` command line: ingest, search, ask, chat, status, map and config.
 
 The one place that turns exceptions into exit codes: 1 for errors, 2 for bad usage
 (click's own). `--debug` shows the traceback instead.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from rag.errors import RagError
+from rag.errors import LLMError, QuestionError, RagError
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ def cli(ctx: click.Context, config_option: str | None, debug: bool) -> None:
     Quick start (offline, with the bundled sample corpus):
       ragbot ingest samples/
       ragbot search "How do I switch to OpenAI embeddings?"
+      ragbot ask "Who can run /ragbot-ingest?"
+      ragbot chat
       ragbot status
 
     The data directory (vectors and bookkeeping) is `data_dir` in config.yaml, or
@@ -155,8 +157,7 @@ def search(obj: _Context, query: str, k: int, as_json: bool) -> None:
         raise click.UsageError("QUERY is empty.")
     config, _ = obj.config
     with open_knowledge_base(config) as kb:
-        if not any(kb.store.count(space) for space in config.embedding.spaces):
-            raise RagError("Nothing is ingested yet. Run `ragbot ingest PATH...` first (try: ragbot ingest samples/).")
+        _require_ingested(config, kb)
         passages = kb.search(query, k=k)
     if as_json:
         _echo_json(
@@ -186,6 +187,114 @@ def search(obj: _Context, query: str, k: int, as_json: bool) -> None:
         click.echo()
 
 
+def _require_ingested(config, kb) -> None:
+    if not any(kb.store.count(space) for space in config.embedding.spaces):
+        raise RagError("Nothing is ingested yet. Run `ragbot ingest PATH...` first (try: ragbot ingest samples/).")
+
+
+def _print_answer_tail(answer, streamed: bool) -> None:
+    """After the answer text: the ungrounded note and the Sources section."""
+    from rag.citations import format_citations
+    from rag.lang import detect_lang
+    from rag.messages import text as message
+
+    lang = detect_lang(answer.question)
+    if not streamed:
+        click.echo(answer.text, nl=False)
+    click.echo()
+    if answer.found and not answer.grounded:
+        click.echo(click.style(message("ungrounded", lang), fg="yellow"))
+    if answer.citations:
+        click.echo()
+        click.echo(message("sources", lang))
+        click.echo(textwrap.indent(format_citations(answer.citations, _display_source), "  "))
+
+
+def _stdout_token(delta: str) -> None:
+    click.echo(delta, nl=False)
+    sys.stdout.flush()
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help='Print {"answer","citations","mode","found"} as JSON (no streaming).')
+@click.pass_obj
+def ask(obj: _Context, question: str, as_json: bool) -> None:
+    """Answer QUESTION from the ingested documents, with checked citations.
+
+    \b
+    With an LLM (OPENAI_API_KEY or llm.base_url set) the answer streams as it is written;
+    without one, the most relevant sentences are quoted, each cited. When nothing relevant
+    is found the answer says so (and no LLM is called). Exit status 1 when the LLM fails.
+
+    \b
+    Examples:
+      ragbot ask "What happens when I delete a file and re-ingest?"
+      ragbot ask --json "再取り込みは誰が実行できますか？" | jq .citations
+    """
+    from bot.runtime import build_answerer, open_knowledge_base
+
+    config, _ = obj.config
+    with open_knowledge_base(config) as kb:
+        _require_ingested(config, kb)
+        answerer = build_answerer(config, kb)
+        answer = answerer.answer(question, on_token=None if as_json else _stdout_token)
+    if as_json:
+        _echo_json(answer.as_json())
+        return
+    _print_answer_tail(answer, streamed=True)
+
+
+@cli.command()
+@click.pass_obj
+def chat(obj: _Context) -> None:
+    """An interactive session: ask, then ask follow-ups ("and for Japanese files?").
+
+    \b
+    One question per line; /exit (or end of input) quits, /new forgets the conversation.
+    Works with piped input too:  printf 'Who can re-ingest?\nand how?\n' | ragbot chat
+    """
+    from bot.runtime import build_answerer, open_knowledge_base
+    from rag.conversation import Conversation
+    from rag.lang import detect_lang
+
+    config, _ = obj.config
+    interactive = sys.stdin.isatty()
+    with open_knowledge_base(config) as kb:
+        _require_ingested(config, kb)
+        answerer = build_answerer(config, kb)
+        conversation = Conversation(config.answer.history_turns)
+        if interactive:
+            click.echo(f"Answers: {answerer.mode}. Ask a question; /new starts over, /exit quits.", err=True)
+        while True:
+            if interactive:
+                click.echo("> ", nl=False, err=True)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            question = line.strip()
+            if not question:
+                continue
+            if question in ("/exit", "/quit"):
+                break
+            if question == "/new":
+                conversation = Conversation(config.answer.history_turns)
+                continue
+            if not interactive:
+                click.echo(f"> {question}")
+            try:
+                answer = answerer.answer(question, conversation, on_token=_stdout_token)
+            except LLMError as exc:  # the session lives on; the user may retry
+                click.echo()
+                click.echo(exc.user_message(detect_lang(question)))
+                continue
+            except QuestionError as exc:
+                click.echo(str(exc))
+                continue
+            _print_answer_tail(answer, streamed=True)
+            click.echo()
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_obj
@@ -211,6 +320,7 @@ def status(obj: _Context, as_json: bool) -> None:
         "sources": sources,
         "chunks": sum(s["chunks"] for s in spaces),
         "spaces": spaces,
+        "answers": _answers_status(config),
     }
     if as_json:
         _echo_json(data)
@@ -219,6 +329,9 @@ def status(obj: _Context, as_json: bool) -> None:
     click.echo(f"Data dir:  {data['data_dir']}")
     click.echo(f"Store:     {config.store.mode} ({location})")
     click.echo(f"Indexed:   {sources} source(s), {data['chunks']} chunk(s)")
+    answers = data["answers"]
+    model = f", {answers['model']}" if answers["mode"] == "llm" else ""
+    click.echo(f"Answers:   {answers['mode']}{model} ({answers['why']})")
     click.echo("Spaces:")
     for s in spaces:
         note = ""
@@ -226,6 +339,15 @@ def status(obj: _Context, as_json: bool) -> None:
             note = f"  (built with {s['stored_model']}: run `ragbot ingest --rebuild PATH...`)"
         langs = ", ".join("other" if lang == "*" else lang for lang in s["languages"]) or "-"
         click.echo(f"  {s['space']:<8} {s['chunks']:>7} chunks  {s['model']:<48} languages: {langs}{note}")
+
+
+def _answers_status(config) -> dict:
+    """Which answer mode is in use and why (no network call)."""
+    provider, why = config.llm.resolved()
+    if provider == "extractive":
+        return {"mode": "extractive", "why": why}
+    where = config.llm.base_url or "api.openai.com"
+    return {"mode": "llm", "model": f"{config.llm.model} at {where}", "why": why}
 
 
 @cli.command(name="map")

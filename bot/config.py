@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.config import IngestConfig
 from rag.atlas.config import MapConfig
-from rag.config import EmbeddingConfig, StoreConfig
+from rag.config import AnswerConfig, EmbeddingConfig, LLMConfig, StoreConfig
 from rag.errors import ConfigError
 
 CONFIG_ENV = "RAGBOT_CONFIG"
@@ -32,6 +32,8 @@ class AppConfig(BaseModel):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    answer: AnswerConfig = Field(default_factory=AnswerConfig)
     map: MapConfig = Field(default_factory=MapConfig)
 
     def data_path(self) -> Path:
@@ -109,7 +111,7 @@ def load_config(explicit: str | None = None) -> tuple[AppConfig, Path | None]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest).")
+        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, llm, answer).")
     try:
         return AppConfig.model_validate(data), path
     except ValidationError as exc:

@@ -43,3 +43,15 @@ def open_ingestor(config: AppConfig, kb: KnowledgeBase, progress=None):
         yield Ingestor(kb, config.ingest, manifest, config.data_path() / "ingest.lock", progress=progress)
     finally:
         manifest.close()
+
+
+def build_answerer(config: AppConfig, kb: KnowledgeBase, model=None):
+    """The answerer over kb: the configured chat model (or extractive) behind the relevance floor."""
+    from rag.answer import Answerer
+    from rag.floor import FloorRetriever
+    from rag.llm import build_chat_model
+
+    retriever = FloorRetriever(kb, config.answer)
+    if model is None:
+        model = build_chat_model(config.llm)
+    return Answerer(retriever.retrieve, config.answer, config.llm, model=model, closest=retriever.closest)

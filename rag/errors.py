@@ -19,3 +19,39 @@ class ModelMismatchError(RagError):
 
 class EmbeddingError(RagError):
     """An embedding provider failed or is misconfigured."""
+
+
+class LLMError(RagError):
+    """The language model could not give an answer; str() is a short message safe to show a user."""
+
+    key = "llm_unavailable"
+
+    def __init__(self, detail: str = ""):
+        self.detail = detail
+        super().__init__(self.user_message("en"))
+
+    def user_message(self, lang: str = "en") -> str:
+        """The message for a user, in the question's language."""
+        from rag.messages import text
+
+        return text(self.key, lang, detail=self.detail)
+
+
+class LLMUnavailableError(LLMError):
+    """The LLM server is down, refused, failed (5xx) or did not answer in time."""
+
+
+class LLMRateLimitedError(LLMError):
+    """The LLM server kept answering 429 (or asked us to wait too long)."""
+
+    key = "llm_rate_limited"
+
+
+class LLMBadReplyError(LLMError):
+    """The LLM server answered with something that is not a usable reply."""
+
+    key = "llm_bad_reply"
+
+
+class QuestionError(RagError):
+    """The question cannot be asked as it is (empty, too long)."""

@@ -52,6 +52,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_serving(url: str, proc: subprocess.Popen, log_path: Path, what: str, log=None, timeout: float = 60) -> None:
+    """Poll url until it answers; fail the test with the server's log if it exits or times out."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                if log is not None:
+                    log.flush()
+                pytest.fail(f"{what} did not start: " + log_path.read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+
+
+def stop_process(proc: subprocess.Popen, log=None, timeout: float = 15) -> None:
+    """Terminate a server started by a fixture (kill it if it lingers) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if log is not None:
+        log.close()
+
+
 @pytest.fixture
 def chroma_server(tmp_path):
     """A real `chroma run` on 127.0.0.1 and a free port; stopped at the end of the test."""
@@ -66,23 +94,7 @@ def chroma_server(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        import urllib.request
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail("chroma run did not start: " + (tmp_path / "chroma.log").read_text(errors="replace")[-2000:])
-                time.sleep(0.2)
+        wait_until_serving(f"http://127.0.0.1:{port}/api/v2/heartbeat", proc, tmp_path / "chroma.log", "chroma run", log)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_process(proc, log)
