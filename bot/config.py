@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingest.config import IngestConfig
 from rag.config import AnswerConfig, EmbeddingConfig, LLMConfig, StoreConfig
@@ -22,6 +22,51 @@ DEFAULT_CONFIG = "config.yaml"
 SECRET_ENV = ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN", "CHROMA_AUTH_TOKEN")
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotConfig(_Strict):
+    """The platform-neutral chat bot: limits, thread memory, knowledge sets, admin re-ingest."""
+
+    default_sets: list[str] = Field(
+        default_factory=lambda: ["default"],
+        description="Knowledge sets searched in channels that have no entry of their own (e.g. slack.channels).",
+    )
+    workers: int = Field(4, ge=1, le=64, description="Questions answered at the same time.")
+    queue_size: int = Field(16, ge=0, description="Questions waiting for a worker; beyond it users are told to retry.")
+    rate_limit: int = Field(6, ge=1, description="Questions one user may ask per rate_window_s.")
+    rate_window_s: float = Field(60.0, gt=0, description="The window of the per-user rate limit, in seconds.")
+    threads_remembered: int = Field(1000, ge=1, description="Chat threads whose conversation is kept for follow-ups (least recent dropped).")
+    ingest_paths: list[str] = Field(
+        default_factory=list, description="What an admin re-ingest reads when no PATH is given."
+    )
+
+
+class SlackConfig(_Strict):
+    """The Slack app: admins, channel -> knowledge sets, how it connects. Tokens come from the env."""
+
+    admins: list[str] = Field(default_factory=list, description="Slack user ids (U...) allowed to run /ragbot-ingest.")
+    channels: dict[str, list[str]] = Field(
+        default_factory=dict, description="Channel id (C..., G..., D...) -> knowledge sets it searches."
+    )
+    mode: str = Field("socket", description="socket (SLACK_APP_TOKEN, no public URL) or http (SLACK_SIGNING_SECRET).")
+    host: str = Field("0.0.0.0", description="http mode: interface to listen on.")
+    port: int = Field(3000, ge=1, le=65535, description="http mode: port; Slack posts to /slack/events.")
+    stream_interval_s: float = Field(
+        1.5, ge=0, description="Least seconds between edits of the placeholder while an answer streams (0: no streaming)."
+    )
+    dedupe_ttl_s: float = Field(3600.0, gt=0, description="How long a delivered event id is remembered to drop Slack's retries.")
+    api_url: str | None = Field(None, description="Slack Web API base URL (env SLACK_API_URL overrides); null: https://slack.com/api/.")
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, value: str) -> str:
+        if value not in ("socket", "http"):
+            raise ValueError("mode must be 'socket' or 'http'")
+        return value
+
+
 class AppConfig(BaseModel):
     """Everything in config.yaml."""
 
@@ -33,6 +78,8 @@ class AppConfig(BaseModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
+    bot: BotConfig = Field(default_factory=BotConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
 
     def data_path(self) -> Path:
         """The data directory, with RAGBOT_DATA_DIR taking precedence."""
@@ -109,7 +156,7 @@ def load_config(explicit: str | None = None) -> tuple[AppConfig, Path | None]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, llm, answer).")
+        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, llm, answer, bot, slack).")
     try:
         return AppConfig.model_validate(data), path
     except ValidationError as exc:
