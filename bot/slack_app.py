@@ -289,7 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
 def serve_http(app: App, host: str, port: int) -> ThreadingHTTPServer:
     """A threaded HTTP server for Bolt on host:port (POST /slack/events); call serve_forever()."""
     handler = type("SlackEventsHandler", (_Handler,), {"app": app})
-    server = ThreadingHTTPServer((host, port), handler)
+    # the stdlib's listen backlog of 5 makes a burst of Slack deliveries wait for TCP retransmits (1-3 s)
+    server_class = type("SlackEventsServer", (ThreadingHTTPServer,), {"request_queue_size": 128})
+    server = server_class((host, port), handler)
     server.daemon_threads = True
     return server
 
