@@ -67,6 +67,34 @@ class SlackConfig(_Strict):
         return value
 
 
+class DiscordConfig(_Strict):
+    """The Discord bot: admins (users or roles), channel -> knowledge sets, intents. The token comes from DISCORD_TOKEN."""
+
+    admins: list[int] = Field(default_factory=list, description="Discord user ids allowed to run /ragbot-ingest.")
+    admin_roles: list[int] = Field(default_factory=list, description="Discord role ids whose members may run /ragbot-ingest.")
+    channels: dict[int, list[str]] = Field(
+        default_factory=dict, description="Channel id -> knowledge sets it searches (threads use their parent channel's)."
+    )
+    message_content: bool = Field(
+        False, description="Ask for the privileged message-content intent (enable it in the Developer Portal too)."
+    )
+    answer_channels: list[int] = Field(
+        default_factory=list, description="With message_content: channels where every message is answered, not only mentions."
+    )
+    guild_id: int | None = Field(None, description="Sync app commands to this server only (instant); null: globally.")
+    thread_archive_minutes: int = Field(1440, description="Auto-archive of answer threads: 60, 1440, 4320 or 10080 minutes.")
+    max_ratelimit_timeout: float = Field(
+        10.0, ge=1.0, description="Longest 429 wait (s) before a send gives up and the user is told the bot is busy."
+    )
+
+    @field_validator("thread_archive_minutes")
+    @classmethod
+    def _known_archive(cls, value: int) -> int:
+        if value not in (60, 1440, 4320, 10080):
+            raise ValueError("thread_archive_minutes must be 60, 1440, 4320 or 10080")
+        return value
+
+
 class AppConfig(BaseModel):
     """Everything in config.yaml."""
 
@@ -80,6 +108,7 @@ class AppConfig(BaseModel):
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     bot: BotConfig = Field(default_factory=BotConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    discord: DiscordConfig = Field(default_factory=DiscordConfig)
 
     def data_path(self) -> Path:
         """The data directory, with RAGBOT_DATA_DIR taking precedence."""
@@ -156,7 +185,7 @@ def load_config(explicit: str | None = None) -> tuple[AppConfig, Path | None]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, llm, answer, bot, slack).")
+        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, llm, answer, bot, slack, discord).")
     try:
         return AppConfig.model_validate(data), path
     except ValidationError as exc:

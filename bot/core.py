@@ -135,6 +135,7 @@ class BotCore:
         feedback: FeedbackStore,
         channel_sets: Mapping[str, Sequence[str]] | None = None,
         admins: Sequence[str] = (),
+        admin_roles: Sequence[str] = (),
         run_ingest: Callable[[list[str]], object] | None = None,
         status: Callable[[], dict] | None = None,
         history_turns: int = 4,
@@ -144,7 +145,8 @@ class BotCore:
         self.config = config
         self.feedback = feedback
         self.channel_sets = {k: list(v) for k, v in (channel_sets or {}).items()}
-        self.admins = set(admins)
+        self.admins = {str(a) for a in admins}
+        self.admin_roles = {str(r) for r in admin_roles}
         self.run_ingest = run_ingest
         self.status_provider = status
         self.max_question_chars = max_question_chars
@@ -269,13 +271,15 @@ class BotCore:
         return Reply(bot_text("feedback_thanks", item.reply.lang), private=True, kind="admin", lang=item.reply.lang)
 
     # -- admin commands ------------------------------------------------------------------
-    def is_admin(self, user: str) -> bool:
-        """Whether the user may run admin commands (chat platforms have no such permission themselves)."""
-        return user in self.admins
+    def is_admin(self, user: str, roles: Sequence[str] = ()) -> bool:
+        """Whether the user (or one of their roles) may run admin commands; checked here, never left to the platform."""
+        return str(user) in self.admins or bool(self.admin_roles.intersection(str(r) for r in roles))
 
-    def ingest(self, user: str, paths: Sequence[str], on_done: Deliver, command: str = "/ragbot-ingest") -> Reply:
+    def ingest(
+        self, user: str, paths: Sequence[str], on_done: Deliver, command: str = "/ragbot-ingest", roles: Sequence[str] = ()
+    ) -> Reply:
         """Start a background re-ingest (admins only, one at a time); on_done gets the summary."""
-        if not self.is_admin(user):
+        if not self.is_admin(user, roles):
             return Reply(bot_text("admin_only", command=command), private=True, kind="refused")
         paths = list(paths) or list(self.config.ingest_paths)
         if not paths:

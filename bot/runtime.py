@@ -57,7 +57,7 @@ def build_answerer(config: AppConfig, kb: KnowledgeBase, model=None):
     return Answerer(retriever.retrieve, config.answer, config.llm, model=model, closest=retriever.closest)
 
 
-def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), channel_sets=None):
+def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), channel_sets=None, admin_roles=()):
     """The platform-neutral bot over kb: limits, feedback in the data dir, admin re-ingest and status."""
     from bot.core import BotCore
     from bot.feedback import FeedbackStore
@@ -76,7 +76,7 @@ def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), ch
         return {"sources": sources, "chunks": sum(s["chunks"] for s in spaces), "spaces": spaces}
 
     return BotCore(
-        answerer, config.bot, FeedbackStore(config.data_path()), channel_sets=channel_sets, admins=admins,
+        answerer, config.bot, FeedbackStore(config.data_path()), channel_sets=channel_sets, admins=admins, admin_roles=admin_roles,
         run_ingest=run_ingest, status=status, history_turns=config.answer.history_turns,
         max_question_chars=config.answer.max_question_chars,
     )

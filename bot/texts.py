@@ -20,6 +20,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Sorry, something went wrong while answering. The error was logged; please try again.",
         "ja": "申し訳ありません。回答中にエラーが発生しました（ログに記録済み）。もう一度お試しください。",
     },
+    "followup_expired": {
+        "en": "Your /ask answer took longer than Discord keeps the reply open (15 min), so here it is:",
+        "ja": "/ask の回答が Discord の応答期限（15 分）を過ぎたため、こちらに送ります:",
+    },
     "post_failed": {
         "en": "Slack is rate limiting me, so part of the answer could not be posted. Please ask again in a minute.",
         "ja": "Slack のレート制限により回答の一部を投稿できませんでした。少ししてからもう一度どうぞ。",
@@ -35,10 +39,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "share": {"en": "Share in channel", "ja": "チャンネルに共有"},
     "shared_by": {"en": "<@{user}> asked: {question}", "ja": "<@{user}> さんの質問: {question}"},
     "shared": {"en": "Shared in the channel.", "ja": "チャンネルに共有しました。"},
+    "mention_usage": {"en": "Mention me with a question, e.g. `@ragbot how do I re-ingest?`", "ja": "質問と一緒にメンションしてください（例: `@ragbot 再取り込みの方法は？`）"},
     "ask_usage": {"en": "Usage: `/ask QUESTION`", "ja": "使い方: `/ask 質問`"},
     "admin_only": {
-        "en": "Only ragbot admins can run {command}. Ask an admin (listed in `slack.admins` of config.yaml).",
-        "ja": "{command} は ragbot の管理者だけが実行できます（config.yaml の `slack.admins`）。",
+        "en": "Only ragbot admins can run {command}. Ask an admin (listed in `slack.admins` or `discord.admins` / `discord.admin_roles` of config.yaml).",
+        "ja": "{command} は ragbot の管理者だけが実行できます（config.yaml の `slack.admins` または `discord.admins` / `discord.admin_roles`）。",
     },
     "ingest_started": {
         "en": "Re-ingest of {paths} started. I'll post the summary here when it is done.",
