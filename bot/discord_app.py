@@ -11,6 +11,7 @@ goes to a DM (private /ask) or the channel instead. Every send carries
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 
@@ -21,6 +22,7 @@ from bot.config import DiscordConfig
 from bot.core import BotCore, IncomingMessage, Reply
 from bot.discord_format import (
     SHARE_PREFIX,
+    clean,
     feedback_ids,
     parse_custom_id,
     reply_payloads,
@@ -70,6 +72,13 @@ def _messages(reply: Reply, share: bool = False, prefix: str = "") -> list[dict]
     if reply.answer_id:
         out[-1]["view"] = answer_view(reply.answer_id, reply.lang, share=share)
     return out
+
+
+def _sent(kwargs: dict) -> None:
+    """Forget a sent message's view: clicks are routed by custom id, so no view (or its task) is kept per answer."""
+    view = kwargs.get("view")
+    if view is not None:
+        view.stop()
 
 
 def _expired(exc: discord.HTTPException) -> bool:
@@ -198,6 +207,7 @@ class RagbotClient(discord.Client):
         try:
             for kwargs in _messages(reply, share=share):
                 await target.send(**kwargs)
+                _sent(kwargs)
             return True
         except discord.RateLimited as exc:
             logger.warning("rate limited for %.0f s posting to %s; told the user", exc.retry_after, getattr(target, "id", "?"))
@@ -217,6 +227,7 @@ class RagbotClient(discord.Client):
             try:
                 for kwargs in _messages(reply, share=share, prefix=prefix):
                     await interaction.followup.send(ephemeral=ephemeral, **kwargs)
+                    _sent(kwargs)
                 return
             except discord.HTTPException as exc:
                 if not _expired(exc):
@@ -251,9 +262,11 @@ class RagbotClient(discord.Client):
         """/ragbot-ingest: admins (user or role ids, checked here) start a re-ingest; the summary follows."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()  # the handler's context (discord.py keeps its webhook adapter there)
 
         def done(reply: Reply) -> None:  # the ingest thread
-            asyncio.run_coroutine_threadsafe(self._followup(interaction, Reply(reply.text, kind=reply.kind, private=True)), loop)
+            summary = Reply(reply.text, kind=reply.kind, private=True)
+            loop.call_soon_threadsafe(lambda: self._spawn(self._followup(interaction, summary)), context=context)
 
         reply = await asyncio.to_thread(
             self.core.ingest, str(interaction.user.id), paths.split(), done, "/ragbot-ingest", self._roles(interaction.user)
@@ -293,11 +306,13 @@ class RagbotClient(discord.Client):
         if reply is None:
             await interaction.response.send_message(bot_text("feedback_unknown"), ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
-        prefix = bot_text("shared_by", reply.lang, user=interaction.user.id, question=reply.question) + "\n\n"
+        prefix = bot_text("shared_by", reply.lang, user=interaction.user.id, question=clean(reply.question)) + "\n\n"
         messages = _messages(Reply(reply.text, reply.citations, False, "answer", reply.answer_id, reply.lang), prefix=prefix)
         await interaction.response.send_message(**messages[0])
+        _sent(messages[0])
         for kwargs in messages[1:]:
             await interaction.followup.send(**kwargs)
+            _sent(kwargs)
 
     def _register_commands(self) -> None:
         @self.tree.command(name="ask", description="Ask the documents a question (only you see the answer unless public).")

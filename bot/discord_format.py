@@ -127,12 +127,12 @@ def embed_size(embed: dict) -> int:
 
 
 def reply_payloads(reply: Reply, prefix: str = "") -> list[dict]:
-    """The reply as messages in order: [{"content": str | None, "embed": dict | None}].
+    """The reply as messages in order: [{"content": str | None, "embed": dict | None}]; prefix is trusted text.
 
     Answers carry an embed (the text as its description when it fits, and the sources);
     refusals and notices are plain content. The caller adds buttons to the last one.
     """
-    body = clean(prefix + reply.text)
+    body = prefix + clean(reply.text)  # the prefix is the caller's own text (its user parts already cleaned)
     if reply.kind != "answer":
         return [{"content": piece, "embed": None} for piece in split_message(body)]
     if len(body) <= DESCRIPTION_LIMIT:
