@@ -352,15 +352,15 @@ def _answers_status(config) -> dict:
 
 @cli.group()
 def serve() -> None:
-    """Run a chat bot (Slack) over the ingested documents."""
+    """Run a chat bot (Slack or Discord) over the ingested documents."""
 
 
-def _require_env(name: str, why: str) -> str:
+def _require_env(name: str, why: str, section: str = "Slack") -> str:
     import os
 
     value = os.environ.get(name)
     if not value:
-        raise RagError(f"{name} is not set. {why} (see the README's Slack section).")
+        raise RagError(f"{name} is not set. {why} (see the README's {section} section).")
     return value
 
 
@@ -409,6 +409,37 @@ def serve_slack(obj: _Context, mode: str | None, port: int | None) -> None:
                     server.serve_forever()
                 finally:
                     server.server_close()
+        finally:
+            core.close()
+
+
+@serve.command(name="discord")
+@click.pass_obj
+def serve_discord(obj: _Context) -> None:
+    """Answer @mentions, DMs, /ask and admin commands in Discord.
+
+    \b
+    Environment: DISCORD_TOKEN (the bot token from the Developer Portal).
+    \b
+    Example:
+      DISCORD_TOKEN=... ragbot serve discord
+    """
+    from bot.discord_app import build_discord_client
+    from bot.runtime import build_answerer, build_bot_core, open_knowledge_base
+
+    config, _ = obj.config
+    token = _require_env("DISCORD_TOKEN", "Set it to the bot token (Developer Portal > your application > Bot > Reset Token)", "Discord")
+    dc = config.discord
+    with open_knowledge_base(config) as kb:
+        answerer = build_answerer(config, kb)
+        core = build_bot_core(
+            config, kb, answerer, admins=[str(a) for a in dc.admins], admin_roles=[str(r) for r in dc.admin_roles],
+            channel_sets={str(k): v for k, v in dc.channels.items()},
+        )
+        client = build_discord_client(core, dc)
+        click.echo(f"ragbot on Discord (answers: {answerer.mode}, message content: {dc.message_content}). Ctrl-C stops.", err=True)
+        try:
+            client.run(token, log_handler=None)  # logging is configured by this CLI
         finally:
             core.close()
 

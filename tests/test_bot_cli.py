@@ -33,3 +33,10 @@ def test_feedback_lists_votes(tmp_path, monkeypatch, capsys):
     assert main(["feedback", "--json"]) == 0
     votes = json.loads(capsys.readouterr().out)
     assert votes[0]["question"] == "Who can re-ingest?" and votes[1]["helpful"] is False
+
+
+def test_serve_discord_names_the_missing_token(monkeypatch, capsys):
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    assert main(["serve", "discord"]) == 1
+    err = capsys.readouterr().err
+    assert "DISCORD_TOKEN is not set" in err and "Discord section" in err
