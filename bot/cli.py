@@ -408,6 +408,123 @@ def map_command(obj: _Context, space: str | None, out: Path | None, color_by: st
     click.echo(f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB). Open it in a browser; it works offline.")
 
 
+@cli.group()
+def serve() -> None:
+    """Run a chat bot (Slack or Discord) over the ingested documents."""
+
+
+def _require_env(name: str, why: str, section: str = "Slack") -> str:
+    import os
+
+    value = os.environ.get(name)
+    if not value:
+        raise RagError(f"{name} is not set. {why} (see the README's {section} section).")
+    return value
+
+
+@serve.command(name="slack")
+@click.option("--mode", type=click.Choice(["socket", "http"]), default=None, help="socket (default; SLACK_APP_TOKEN) or http (SLACK_SIGNING_SECRET).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="http mode: port for POST /slack/events (default slack.port).")
+@click.pass_obj
+def serve_slack(obj: _Context, mode: str | None, port: int | None) -> None:
+    """Answer @mentions, DMs, /ask and admin commands in Slack.
+
+    \b
+    Environment: SLACK_BOT_TOKEN (always), SLACK_APP_TOKEN (socket mode),
+    SLACK_SIGNING_SECRET (http mode), SLACK_API_URL (optional Web API base URL).
+    \b
+    Examples:
+      ragbot serve slack                       # Socket Mode, no public URL needed
+      ragbot serve slack --mode http --port 3000
+    """
+    from bot.runtime import build_answerer, build_bot_core, open_knowledge_base
+    from bot.slack_app import api_url, build_slack_app, build_web_client, run_socket_mode, serve_http
+
+    config, _ = obj.config
+    mode = mode or config.slack.mode
+    token = _require_env("SLACK_BOT_TOKEN", "Set it to the app's Bot User OAuth Token (xoxb-...)")
+    app_token = secret = None
+    if mode == "socket":
+        app_token = _require_env("SLACK_APP_TOKEN", "Socket Mode needs an app-level token (xapp-...) with connections:write")
+    else:
+        secret = _require_env("SLACK_SIGNING_SECRET", "HTTP mode verifies Slack's requests with the app's Signing Secret")
+    base_url = api_url(config.slack)
+    with open_knowledge_base(config) as kb:
+        answerer = build_answerer(config, kb)
+        core = build_bot_core(config, kb, answerer, admins=config.slack.admins, channel_sets=config.slack.channels)
+        app = build_slack_app(core, config.slack, build_web_client(token, base_url), signing_secret=secret, socket_mode=mode == "socket")
+        try:
+            if mode == "socket":
+                click.echo(f"ragbot on Slack (Socket Mode, answers: {answerer.mode}). Ctrl-C stops.", err=True)
+                run_socket_mode(app, app_token, base_url)
+            else:
+                server = serve_http(app, config.slack.host, port or config.slack.port)
+                click.echo(
+                    f"ragbot on Slack (HTTP, answers: {answerer.mode}) at http://{config.slack.host}:{server.server_address[1]}/slack/events. Ctrl-C stops.",
+                    err=True,
+                )
+                try:
+                    server.serve_forever()
+                finally:
+                    server.server_close()
+        finally:
+            core.close()
+
+
+@serve.command(name="discord")
+@click.pass_obj
+def serve_discord(obj: _Context) -> None:
+    """Answer @mentions, DMs, /ask and admin commands in Discord.
+
+    \b
+    Environment: DISCORD_TOKEN (the bot token from the Developer Portal).
+    \b
+    Example:
+      DISCORD_TOKEN=... ragbot serve discord
+    """
+    from bot.discord_app import build_discord_client
+    from bot.runtime import build_answerer, build_bot_core, open_knowledge_base
+
+    config, _ = obj.config
+    token = _require_env("DISCORD_TOKEN", "Set it to the bot token (Developer Portal > your application > Bot > Reset Token)", "Discord")
+    dc = config.discord
+    with open_knowledge_base(config) as kb:
+        answerer = build_answerer(config, kb)
+        core = build_bot_core(
+            config, kb, answerer, admins=[str(a) for a in dc.admins], admin_roles=[str(r) for r in dc.admin_roles],
+            channel_sets={str(k): v for k, v in dc.channels.items()},
+        )
+        client = build_discord_client(core, dc)
+        click.echo(f"ragbot on Discord (answers: {answerer.mode}, message content: {dc.message_content}). Ctrl-C stops.", err=True)
+        try:
+            client.run(token, log_handler=None)  # logging is configured by this CLI
+        finally:
+            core.close()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print every vote as JSON.")
+@click.pass_obj
+def feedback(obj: _Context, as_json: bool) -> None:
+    """Show the helpful / not helpful votes left on answers in chat."""
+    from bot.feedback import FeedbackStore
+
+    config, _ = obj.config
+    votes = FeedbackStore(config.data_path()).read()
+    if as_json:
+        from dataclasses import asdict
+
+        _echo_json([asdict(v) for v in votes])
+        return
+    helpful = sum(v.helpful for v in votes)
+    click.echo(f"{len(votes)} vote(s): {helpful} helpful, {len(votes) - helpful} not helpful")
+    for v in votes:
+        mark = "+" if v.helpful else "-"
+        sources = ", ".join(s.get("source", "").rsplit("/", 1)[-1] for s in v.sources) or "no sources"
+        click.echo(f"{mark} [{v.platform} {v.channel} {v.user}] {v.question}")
+        click.echo(f"    {' '.join(v.answer.split())[:200]}  ({sources})")
+
+
 @cli.command(name="config")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON instead of YAML.")
 @click.pass_obj

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingest.config import IngestConfig
 from rag.atlas.config import MapConfig
@@ -23,6 +23,79 @@ DEFAULT_CONFIG = "config.yaml"
 SECRET_ENV = ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN", "CHROMA_AUTH_TOKEN")
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotConfig(_Strict):
+    """The platform-neutral chat bot: limits, thread memory, knowledge sets, admin re-ingest."""
+
+    default_sets: list[str] = Field(
+        default_factory=lambda: ["default"],
+        description="Knowledge sets searched in channels that have no entry of their own (e.g. slack.channels).",
+    )
+    workers: int = Field(4, ge=1, le=64, description="Questions answered at the same time.")
+    queue_size: int = Field(16, ge=0, description="Questions waiting for a worker; beyond it users are told to retry.")
+    rate_limit: int = Field(6, ge=1, description="Questions one user may ask per rate_window_s.")
+    rate_window_s: float = Field(60.0, gt=0, description="The window of the per-user rate limit, in seconds.")
+    threads_remembered: int = Field(1000, ge=1, description="Chat threads whose conversation is kept for follow-ups (least recent dropped).")
+    ingest_paths: list[str] = Field(
+        default_factory=list, description="What an admin re-ingest reads when no PATH is given."
+    )
+
+
+class SlackConfig(_Strict):
+    """The Slack app: admins, channel -> knowledge sets, how it connects. Tokens come from the env."""
+
+    admins: list[str] = Field(default_factory=list, description="Slack user ids (U...) allowed to run /ragbot-ingest.")
+    channels: dict[str, list[str]] = Field(
+        default_factory=dict, description="Channel id (C..., G..., D...) -> knowledge sets it searches."
+    )
+    mode: str = Field("socket", description="socket (SLACK_APP_TOKEN, no public URL) or http (SLACK_SIGNING_SECRET).")
+    host: str = Field("0.0.0.0", description="http mode: interface to listen on.")
+    port: int = Field(3000, ge=1, le=65535, description="http mode: port; Slack posts to /slack/events.")
+    stream_interval_s: float = Field(
+        1.5, ge=0, description="Least seconds between edits of the placeholder while an answer streams (0: no streaming)."
+    )
+    dedupe_ttl_s: float = Field(3600.0, gt=0, description="How long a delivered event id is remembered to drop Slack's retries.")
+    api_url: str | None = Field(None, description="Slack Web API base URL (env SLACK_API_URL overrides); null: https://slack.com/api/.")
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, value: str) -> str:
+        if value not in ("socket", "http"):
+            raise ValueError("mode must be 'socket' or 'http'")
+        return value
+
+
+class DiscordConfig(_Strict):
+    """The Discord bot: admins (users or roles), channel -> knowledge sets, intents. The token comes from DISCORD_TOKEN."""
+
+    admins: list[int] = Field(default_factory=list, description="Discord user ids allowed to run /ragbot-ingest.")
+    admin_roles: list[int] = Field(default_factory=list, description="Discord role ids whose members may run /ragbot-ingest.")
+    channels: dict[int, list[str]] = Field(
+        default_factory=dict, description="Channel id -> knowledge sets it searches (threads use their parent channel's)."
+    )
+    message_content: bool = Field(
+        False, description="Ask for the privileged message-content intent (enable it in the Developer Portal too)."
+    )
+    answer_channels: list[int] = Field(
+        default_factory=list, description="With message_content: channels where every message is answered, not only mentions."
+    )
+    guild_id: int | None = Field(None, description="Sync app commands to this server only (instant); null: globally.")
+    thread_archive_minutes: int = Field(1440, description="Auto-archive of answer threads: 60, 1440, 4320 or 10080 minutes.")
+    max_ratelimit_timeout: float = Field(
+        10.0, ge=1.0, description="Longest 429 wait (s) before a send gives up and the user is told the bot is busy."
+    )
+
+    @field_validator("thread_archive_minutes")
+    @classmethod
+    def _known_archive(cls, value: int) -> int:
+        if value not in (60, 1440, 4320, 10080):
+            raise ValueError("thread_archive_minutes must be 60, 1440, 4320 or 10080")
+        return value
+
+
 class AppConfig(BaseModel):
     """Everything in config.yaml."""
 
@@ -35,6 +108,9 @@ class AppConfig(BaseModel):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     map: MapConfig = Field(default_factory=MapConfig)
+    bot: BotConfig = Field(default_factory=BotConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    discord: DiscordConfig = Field(default_factory=DiscordConfig)
 
     def data_path(self) -> Path:
         """The data directory, with RAGBOT_DATA_DIR taking precedence."""
@@ -111,7 +187,7 @@ def load_config(explicit: str | None = None) -> tuple[AppConfig, Path | None]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, llm, answer).")
+        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, llm, answer, bot, slack, discord).")
     try:
         return AppConfig.model_validate(data), path
     except ValidationError as exc:

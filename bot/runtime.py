@@ -55,3 +55,28 @@ def build_answerer(config: AppConfig, kb: KnowledgeBase, model=None):
     if model is None:
         model = build_chat_model(config.llm)
     return Answerer(retriever.retrieve, config.answer, config.llm, model=model, closest=retriever.closest)
+
+
+def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), channel_sets=None, admin_roles=()):
+    """The platform-neutral bot over kb: limits, feedback in the data dir, admin re-ingest and status."""
+    from bot.core import BotCore
+    from bot.feedback import FeedbackStore
+
+    def run_ingest(paths):
+        with open_ingestor(config, kb) as ingestor:
+            return ingestor.run([Path(p).expanduser() for p in paths])
+
+    def status() -> dict:
+        spaces = kb.status()
+        manifest = Manifest(manifest_path(config))
+        try:
+            sources = len(manifest.sources())
+        finally:
+            manifest.close()
+        return {"sources": sources, "chunks": sum(s["chunks"] for s in spaces), "spaces": spaces}
+
+    return BotCore(
+        answerer, config.bot, FeedbackStore(config.data_path()), channel_sets=channel_sets, admins=admins, admin_roles=admin_roles,
+        run_ingest=run_ingest, status=status, history_turns=config.answer.history_turns,
+        max_question_chars=config.answer.max_question_chars,
+    )

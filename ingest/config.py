@@ -41,6 +41,16 @@ class TableConfig(_Strict):
     )
 
 
+class SetRule(_Strict):
+    """Which knowledge set the sources matching a path pattern belong to."""
+
+    pattern: str = Field(..., description="Glob on the source path (e.g. 'docs/hr/**'); matched against the end of the absolute path.")
+    name: str = Field(..., min_length=1, description="The knowledge set those sources belong to (stored as chunk metadata `set`).")
+
+
+DEFAULT_SET = "default"
+
+
 class IngestConfig(_Strict):
     """Everything about reading files and chunking them."""
 
@@ -51,6 +61,21 @@ class IngestConfig(_Strict):
         default_factory=lambda: [".*", "__pycache__", "node_modules"],
         description="Glob patterns of file or folder names skipped when walking folders.",
     )
+    sets: list[SetRule] = Field(
+        default_factory=list,
+        description="Path patterns -> knowledge set name; the first match wins, unmatched sources go to 'default'.",
+    )
+
+    def set_for(self, source: str) -> str:
+        """The knowledge set of a source path (the first matching rule, else 'default')."""
+        from fnmatch import fnmatch
+
+        path = source.replace("\\", "/")
+        for rule in self.sets:
+            pattern = rule.pattern.lstrip("/")
+            if fnmatch(path, pattern) or fnmatch(path, "*/" + pattern):
+                return rule.name
+        return DEFAULT_SET
 
     def table_for(self, filename: str) -> TableConfig:
         """The first table entry whose pattern matches the file name (defaults if none does)."""

@@ -150,6 +150,7 @@ class Ingestor:
         settings = {
             "chunking": self.config.chunking.model_dump(),
             "tables": [t.model_dump() for t in self.config.tables],
+            "sets": [r.model_dump() for r in self.config.sets],  # a changed rule re-tags (vectors are re-used)
             "routing": emb.routing,
             "models": {name: self.kb.model_id(name) for name in emb.spaces},
             "version": 1,
@@ -250,11 +251,13 @@ class Ingestor:
         chunks: list[Chunk] = []
         spaces: list[str] = []
         ordinal = 0
+        knowledge_set = self.config.set_for(source)
         for doc in documents:
             for piece in chunk_document(doc, self.config.chunking):
                 lang = detect_lang(piece.text)
                 meta = dict(doc.metadata)
                 meta.update(kind=doc.kind, lang=lang, ordinal=ordinal)
+                meta["set"] = knowledge_set
                 if doc.title:
                     meta["title"] = doc.title
                 if doc.url:

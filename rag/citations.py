@@ -75,10 +75,15 @@ def _defang(url: str) -> str:
     return f"{scheme}{sep}{host}{slash}{path}"
 
 
+def neutralise_mentions(text: str) -> str:
+    """Chat mentions (<@U1>, <@&9>, <!here>, <#C1>) and @everyone/@here/@channel made inert text."""
+    text = _CHAT_TOKEN.sub(lambda m: f"‹{m.group(1)}›", text)
+    return _BROADCAST.sub(lambda m: f"＠{m.group(1)}", text)
+
+
 def neutralise(text: str, allowed_urls: frozenset[str] = frozenset()) -> str:
     """Mentions and broadcasts made inert; URLs not in allowed_urls made non-clickable."""
-    text = _CHAT_TOKEN.sub(lambda m: f"‹{m.group(1)}›", text)
-    text = _BROADCAST.sub(lambda m: f"＠{m.group(1)}", text)
+    text = neutralise_mentions(text)
     return _URL.sub(lambda m: m.group(0) if m.group(0) in allowed_urls else _defang(m.group(0)), text)
 
 

@@ -1,0 +1,303 @@
+"""The Slack adapter: Bolt listeners that translate Slack payloads to and from the bot core.
+
+Listeners only translate and hand the question to `BotCore.submit`, which answers on the
+core's own worker pool, so Bolt's 5 listener threads are never held by a long answer and
+every event, command and button is acked within Slack's 3 s. Slack's retries of an event
+(same `event_id`, `X-Slack-Retry-Num`) are dropped by a global middleware, in HTTP and
+Socket Mode alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.config import SlackConfig
+from bot.core import BotCore, IncomingMessage, Reply
+from bot.slack_format import (
+    FEEDBACK_HELPFUL,
+    FEEDBACK_UNHELPFUL,
+    SHARE_ACTION,
+    escape,
+    reply_messages,
+    streaming_text,
+)
+from bot.texts import text as bot_text
+from rag.lang import detect_lang
+
+logger = logging.getLogger(__name__)
+
+API_URL_ENV = "SLACK_API_URL"
+EVENTS_PATH = "/slack/events"
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+
+
+def api_url(config: SlackConfig) -> str:
+    """The Web API base URL: SLACK_API_URL, else slack.api_url, else Slack's own (always ending in /)."""
+    url = os.environ.get(API_URL_ENV) or config.api_url or WebClient.BASE_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def build_web_client(token: str | None, base_url: str) -> WebClient:
+    """A WebClient that waits out one 429 (Retry-After) and then reports it."""
+    client = WebClient(token=token, base_url=base_url, timeout=30)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+    return client
+
+
+class EventDeduper:
+    """Event ids seen in the last ttl_s seconds (one process; several workers need a shared store)."""
+
+    def __init__(self, ttl_s: float, max_items: int = 100_000):
+        self.ttl_s = ttl_s
+        self.max_items = max_items
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first(self, event_id: str) -> bool:
+        """True the first time an id is seen (within the TTL), False for a repeat."""
+        now = time.monotonic()
+        with self._lock:
+            while self._seen and (now - next(iter(self._seen.values())) > self.ttl_s or len(self._seen) > self.max_items):
+                self._seen.popitem(last=False)
+            if event_id in self._seen:
+                return False
+            self._seen[event_id] = now
+            return True
+
+
+class ThreadPoster:
+    """Posts one answer into a thread: a placeholder, throttled edits while tokens stream, the final messages."""
+
+    def __init__(self, client: WebClient, channel: str, thread_ts: str, interval_s: float, lang: str = "en"):
+        self.client = client
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self.interval_s = interval_s
+        self.lang = lang
+        self.ts: str | None = None
+        self._partial = ""
+        self._last_edit = 0.0
+
+    def start(self) -> None:
+        """Show that the bot is working (a placeholder in the thread)."""
+        try:
+            resp = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=bot_text("thinking", self.lang))
+            self.ts = resp.get("ts")
+            self._last_edit = time.monotonic()
+        except SlackApiError as exc:
+            logger.warning("could not post the placeholder: %s", exc.response.get("error"))
+
+    def on_token(self, delta: str) -> None:
+        """Edit the placeholder with the text so far, at most once per interval (Slack's rate limits)."""
+        self._partial += delta
+        if not self.ts or self.interval_s <= 0 or time.monotonic() - self._last_edit < self.interval_s:
+            return
+        self._last_edit = time.monotonic()
+        try:
+            self.client.chat_update(channel=self.channel, ts=self.ts, text=streaming_text(self._partial))
+        except SlackApiError as exc:  # a skipped edit costs nothing: the final one carries everything
+            logger.info("streaming edit skipped: %s", exc.response.get("error"))
+
+    def finish(self, reply: Reply) -> None:
+        """Replace the placeholder with the reply; post the rest of a long one below it."""
+        messages = reply_messages(reply)
+        try:
+            for i, message in enumerate(messages):
+                if i == 0 and self.ts:
+                    self.client.chat_update(channel=self.channel, ts=self.ts, **message)
+                else:
+                    self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, **message)
+        except SlackApiError as exc:
+            logger.error("posting an answer failed: %s", exc.response.get("error"))
+            try:
+                self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=bot_text("post_failed", reply.lang))
+            except SlackApiError:
+                logger.error("telling the user about it failed too")
+
+
+def _question_text(text: str) -> str:
+    return _MENTION.sub(" ", text or "").strip()
+
+
+def build_slack_app(
+    core: BotCore,
+    config: SlackConfig,
+    client: WebClient,
+    signing_secret: str | None = None,
+    socket_mode: bool = False,
+) -> App:
+    """The Bolt app over core: mentions, DMs, thread follow-ups, /ask, admin commands, buttons."""
+    app = App(
+        client=client,
+        signing_secret=signing_secret or "",
+        request_verification_enabled=not socket_mode,
+        token_verification_enabled=False,  # auth.test runs on the first request, not at import
+        process_before_response=False,
+    )
+    deduper = EventDeduper(config.dedupe_ttl_s)
+
+    @app.middleware
+    def drop_retries(body: dict, next, logger) -> BoltResponse | None:  # noqa: A002 - Bolt's names
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        if event_id and not deduper.first(event_id):
+            logger.info("dropped a repeated delivery of %s", event_id)
+            return BoltResponse(status=200, body="")
+        next()
+        return None
+
+    def ask_in_thread(channel: str, thread: str, user: str, text: str) -> None:
+        question = _question_text(text)
+        poster = ThreadPoster(client, channel, thread, config.stream_interval_s, detect_lang(question))
+        message = IncomingMessage(question, user, channel, thread, platform="slack")
+        poster.start()
+        refusal = core.submit(message, deliver=poster.finish, on_token=poster.on_token if config.stream_interval_s > 0 else None)
+        if refusal is not None:
+            poster.finish(refusal)
+
+    @app.event("app_mention")
+    def on_mention(event: dict) -> None:
+        if event.get("bot_id") or event.get("subtype"):
+            return  # another bot's message: no reply loops
+        ask_in_thread(event["channel"], event.get("thread_ts") or event["ts"], event.get("user", ""), event.get("text", ""))
+
+    @app.event("message")
+    def on_message(event: dict, context) -> None:
+        if event.get("bot_id") or event.get("subtype") or not event.get("user"):
+            return  # edits, joins, bots (ourselves included): never answered
+        channel, thread = event["channel"], event.get("thread_ts")
+        if event.get("channel_type") == "im":
+            ask_in_thread(channel, thread or event["ts"], event["user"], event.get("text", ""))
+            return
+        bot_user = context.get("bot_user_id")
+        if bot_user and f"<@{bot_user}" in (event.get("text") or ""):
+            return  # app_mention answers this one
+        if thread and core.knows_thread("slack", channel, thread):
+            ask_in_thread(channel, thread, event["user"], event.get("text", ""))  # a follow-up without a mention
+
+    @app.command("/ask")
+    def on_ask(ack, command: dict, respond) -> None:
+        question = (command.get("text") or "").strip()
+        lang = detect_lang(question)
+        if not question:
+            ack(text=bot_text("ask_usage", lang))
+            return
+        ack(text=bot_text("thinking", lang))
+        message = IncomingMessage(question, command["user_id"], command["channel_id"], platform="slack", private=True)
+
+        def deliver(reply: Reply) -> None:
+            for part in reply_messages(reply, share=reply.kind == "answer"):
+                respond(response_type="ephemeral", replace_original=False, **part)
+
+        refusal = core.submit(message, deliver=deliver)
+        if refusal is not None:
+            respond(text=escape(refusal.text), response_type="ephemeral")
+
+    @app.action(SHARE_ACTION)
+    def on_share(ack, body: dict, respond) -> None:
+        ack()
+        answer_id = body["actions"][0]["value"]
+        user = body["user"]["id"]
+        channel = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id")
+        reply = core.answer_by_id(answer_id)
+        if reply is None or not channel:
+            respond(text=bot_text("feedback_unknown"), response_type="ephemeral", replace_original=False)
+            return
+        prefix = bot_text("shared_by", reply.lang, user=user, question=escape(reply.question)) + "\n\n"
+        messages = reply_messages(reply)
+        messages[0]["blocks"][0]["text"]["text"] = prefix + messages[0]["blocks"][0]["text"]["text"]
+        try:
+            for part in messages:
+                client.chat_postMessage(channel=channel, **part)
+        except SlackApiError as exc:
+            logger.error("sharing an answer failed: %s", exc.response.get("error"))
+            respond(text=bot_text("post_failed", reply.lang), response_type="ephemeral", replace_original=False)
+            return
+        respond(text=bot_text("shared", reply.lang), response_type="ephemeral", replace_original=False)
+
+    def feedback(helpful: bool):
+        def on_feedback(ack, body: dict, respond) -> None:
+            ack()
+            reply = core.record_feedback(body["actions"][0]["value"], body["user"]["id"], helpful)
+            respond(text=reply.text, response_type="ephemeral", replace_original=False)
+
+        return on_feedback
+
+    app.action(FEEDBACK_HELPFUL)(feedback(True))
+    app.action(FEEDBACK_UNHELPFUL)(feedback(False))
+
+    @app.command("/ragbot-ingest")
+    def on_ingest(ack, command: dict, respond) -> None:
+        channel = command["channel_id"]
+
+        def done(reply: Reply) -> None:
+            try:
+                client.chat_postMessage(channel=channel, text=escape(reply.text))
+            except SlackApiError:  # not a member of the channel: the command's own response URL
+                respond(text=escape(reply.text), response_type="in_channel")
+
+        reply = core.ingest(command["user_id"], (command.get("text") or "").split(), done)
+        ack(text=reply.text)
+
+    @app.command("/ragbot-status")
+    def on_status(ack, command: dict) -> None:
+        ack(text=core.status(command["channel_id"]).text)
+
+    return app
+
+
+class _Handler(BaseHTTPRequestHandler):
+    app: App  # set on the subclass built by serve_http
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # noqa: A002 - requests are logged by Bolt at debug level
+        pass
+
+    def do_GET(self):
+        self._send(BoltResponse(status=404, body="") if self.path != "/healthz" else BoltResponse(status=200, body="ok"))
+
+    def do_POST(self):
+        path, _, query = self.path.partition("?")
+        if path != EVENTS_PATH:
+            self._send(BoltResponse(status=404, body=""))
+            return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+        self._send(self.app.dispatch(BoltRequest(body=body, query=query, headers=self.headers)))
+
+    def _send(self, resp: BoltResponse) -> None:
+        data = (resp.body if isinstance(resp.body, str) else __import__("json").dumps(resp.body)).encode("utf-8")
+        self.send_response(resp.status)
+        for key, values in resp.headers.items():
+            if key.lower() != "content-length":
+                for value in values:
+                    self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def serve_http(app: App, host: str, port: int) -> ThreadingHTTPServer:
+    """A threaded HTTP server for Bolt on host:port (POST /slack/events); call serve_forever()."""
+    handler = type("SlackEventsHandler", (_Handler,), {"app": app})
+    # the stdlib's listen backlog of 5 makes a burst of Slack deliveries wait for TCP retransmits (1-3 s)
+    server_class = type("SlackEventsServer", (ThreadingHTTPServer,), {"request_queue_size": 128})
+    server = server_class((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def run_socket_mode(app: App, app_token: str, base_url: str) -> None:
+    """Connect over Socket Mode (no public URL) and serve until interrupted."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    SocketModeHandler(app, app_token, web_client=WebClient(base_url=base_url)).start()

@@ -1,0 +1,83 @@
+"""Every text the bots show in chat (Slack, Discord), in one place, in English and Japanese.
+
+The answer step's own texts (not found, LLM unavailable, ...) live in rag/messages.py; these
+are the ones the bot adds around answers: limits, admin commands, feedback, Slack buttons.
+"""
+
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "thinking": {"en": "Looking through the documents…", "ja": "文書を調べています…"},
+    "busy": {
+        "en": "I'm answering a lot of questions right now. Please try again in a minute.",
+        "ja": "ただいま多くの質問に回答中です。少ししてからもう一度お試しください。",
+    },
+    "rate_limited": {
+        "en": "You've asked {limit} questions in the last {window} seconds. Please wait {wait} s and ask again.",
+        "ja": "直近 {window} 秒で {limit} 件の質問がありました。{wait} 秒ほど待ってからもう一度どうぞ。",
+    },
+    "error": {
+        "en": "Sorry, something went wrong while answering. The error was logged; please try again.",
+        "ja": "申し訳ありません。回答中にエラーが発生しました（ログに記録済み）。もう一度お試しください。",
+    },
+    "followup_expired": {
+        "en": "Your /ask answer took longer than Discord keeps the reply open (15 min), so here it is:",
+        "ja": "/ask の回答が Discord の応答期限（15 分）を過ぎたため、こちらに送ります:",
+    },
+    "post_failed": {
+        "en": "Slack is rate limiting me, so part of the answer could not be posted. Please ask again in a minute.",
+        "ja": "Slack のレート制限により回答の一部を投稿できませんでした。少ししてからもう一度どうぞ。",
+    },
+    "sources": {"en": "Sources", "ja": "出典"},
+    "helpful": {"en": "Helpful", "ja": "役に立った"},
+    "not_helpful": {"en": "Not helpful", "ja": "役に立たなかった"},
+    "feedback_thanks": {"en": "Thanks for the feedback!", "ja": "フィードバックありがとうございます！"},
+    "feedback_unknown": {
+        "en": "That answer is too old to rate (the bot restarted since).",
+        "ja": "この回答は古いため評価できません（ボットが再起動しました）。",
+    },
+    "share": {"en": "Share in channel", "ja": "チャンネルに共有"},
+    "shared_by": {"en": "<@{user}> asked: {question}", "ja": "<@{user}> さんの質問: {question}"},
+    "shared": {"en": "Shared in the channel.", "ja": "チャンネルに共有しました。"},
+    "mention_usage": {"en": "Mention me with a question, e.g. `@ragbot how do I re-ingest?`", "ja": "質問と一緒にメンションしてください（例: `@ragbot 再取り込みの方法は？`）"},
+    "ask_usage": {"en": "Usage: `/ask QUESTION`", "ja": "使い方: `/ask 質問`"},
+    "admin_only": {
+        "en": "Only ragbot admins can run {command}. Ask an admin (listed in `slack.admins` or `discord.admins` / `discord.admin_roles` of config.yaml).",
+        "ja": "{command} は ragbot の管理者だけが実行できます（config.yaml の `slack.admins` または `discord.admins` / `discord.admin_roles`）。",
+    },
+    "ingest_started": {
+        "en": "Re-ingest of {paths} started. I'll post the summary here when it is done.",
+        "ja": "{paths} の再取り込みを開始しました。完了したらここに結果を投稿します。",
+    },
+    "ingest_running": {
+        "en": "A re-ingest is already running (started by <@{user}> {seconds} s ago). Wait for its summary, then try again.",
+        "ja": "再取り込みはすでに実行中です（<@{user}> さんが {seconds} 秒前に開始）。結果の投稿を待ってから再度どうぞ。",
+    },
+    "ingest_no_paths": {
+        "en": "No paths given and `bot.ingest_paths` is empty in config.yaml. Usage: `/ragbot-ingest PATH...`",
+        "ja": "パスが指定されておらず、config.yaml の `bot.ingest_paths` も空です。使い方: `/ragbot-ingest PATH...`",
+    },
+    "ingest_done": {
+        "en": "Re-ingest of {paths} finished in {seconds:.1f} s: {added} added, {updated} updated, "
+        "{unchanged} unchanged, {deleted} deleted, {failed} failed.",
+        "ja": "{paths} の再取り込みが {seconds:.1f} 秒で完了: 追加 {added}、更新 {updated}、変更なし {unchanged}、"
+        "削除 {deleted}、失敗 {failed}。",
+    },
+    "ingest_failed_line": {"en": "• {source}: {reason}", "ja": "• {source}: {reason}"},
+    "ingest_error": {
+        "en": "Re-ingest of {paths} could not run: {error}",
+        "ja": "{paths} の再取り込みを実行できませんでした: {error}",
+    },
+    "status": {
+        "en": "Indexed: {sources} source(s), {chunks} chunk(s). Answers: {mode}. This channel searches: {sets}.",
+        "ja": "索引済み: {sources} 件のソース、{chunks} 件のチャンク。回答方式: {mode}。このチャンネルの検索対象: {sets}。",
+    },
+    "status_space": {"en": "• {space}: {chunks} chunks ({model})", "ja": "• {space}: {chunks} チャンク（{model}）"},
+    "status_ingesting": {"en": "A re-ingest is running now.", "ja": "現在、再取り込みを実行中です。"},
+}
+
+
+def text(key: str, lang: str = "en", **values: object) -> str:
+    """The message `key` in `lang` (English when the language has no translation)."""
+    table = TEXTS[key]
+    return table.get(lang, table["en"]).format(**values)
