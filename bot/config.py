@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.config import IngestConfig
-from rag.config import EmbeddingConfig, StoreConfig
+from rag.config import EmbeddingConfig, RetrievalConfig, StoreConfig
 from rag.errors import ConfigError
 
 CONFIG_ENV = "RAGBOT_CONFIG"
@@ -31,6 +31,7 @@ class AppConfig(BaseModel):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
 
     def data_path(self) -> Path:
         """The data directory, with RAGBOT_DATA_DIR taking precedence."""
@@ -107,7 +108,7 @@ def load_config(explicit: str | None = None) -> tuple[AppConfig, Path | None]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest).")
+        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, retrieval).")
     try:
         return AppConfig.model_validate(data), path
     except ValidationError as exc:
