@@ -39,7 +39,8 @@ ENGLISH_STOPWORDS = frozenset(
     those am been being have has had having do does did doing would should could can may might must shall
     from up down out off over under again further once here when where why how all any both each few more
     most other some nor only own same so than too very s t just don now about against between through during
-    before after above below""".split()
+    before after above below were because until while whose itself myself yourself himself herself ourselves
+    themselves ours yours hers theirs""".split()
 )
 
 _CJK = "\u3005\u3006\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\u30fc"
