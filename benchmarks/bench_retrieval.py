@@ -42,9 +42,9 @@ START, END = "<!-- retrieval:start -->", "<!-- retrieval:end -->"
 DATASETS = [
     ("scifact-train", "beir-scifact", "train", "tuning split"),
     ("scifact", "beir-scifact", "test", "BM25 0.665-0.687; MiniLM 0.645; mE5-small 0.676; text-embedding-3-small 0.734"),
-    ("jaquad-dev", "jaquad/retrieval-dev", "test", "tuning set (JaQuAD dev, all 3,939 questions)"),
-    ("jsquad-valid", "jglue-jsquad/retrieval-valid", "test", "tuning set; no published figure"),
     ("jaquad-mteb", "jaquad/mteb-JaQuADRetrieval-reconstructed", "validation", "mE5-small 0.590; mE5-large 0.646; MiniLM 0.091"),
+    ("jsquad-valid", "jglue-jsquad/retrieval-valid", "test", "tuning set; no published figure"),
+    ("jaquad-dev", "jaquad/retrieval-dev", "test", "tuning set (JaQuAD dev, all 3,939 questions)"),
     ("jsquad-test", "jglue-jsquad/retrieval-test", "test", "no published figure"),
     ("stackfaq", "stackfaq/retrieval", "test", "no published figure"),
     ("qmsum-test-turns", "qmsum/retrieval-test-turns", "test", "no published figure"),
