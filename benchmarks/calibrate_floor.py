@@ -4,7 +4,7 @@ On a tuning split: the cosine similarity of each question to its relevant docume
 chunk (what the floor must keep), against the top-1 similarity of questions about other
 things (another data set's questions against this corpus: what the floor should cut).
 
-    python benchmarks/calibrate_floor.py
+    python benchmarks/calibrate_floor.py [en] [ja]
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ CASES = [  # space, tuning corpus + split, off-topic questions (another data set
 
 def main() -> None:
     config = AppConfig()
+    only = set(sys.argv[1:])
     for space, root, split, other, other_split in CASES:
+        if only and space not in only:
+            continue
         ds = load_dataset(root, split)
         off = list(load_dataset(other, other_split).queries.values())[:300]
         embedders = {s: CachedEmbedder(build_embedder(c)) for s, c in config.embedding.spaces.items()}

@@ -127,6 +127,14 @@ class RetrievalConfig(_Strict):
     dense_k: int = Field(100, ge=1, le=1000, description="Nearest chunks per embedding space taken into fusion.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of each dense channel in reciprocal rank fusion.")
     rrf_k: int = Field(60, ge=1, description="The k of reciprocal rank fusion: 1/(k + rank).")
+    other_space_weight: float = Field(
+        0.3,
+        ge=0,
+        description=(
+            "Weight of dense search in spaces the question's language is not routed to (an English model ranks "
+            "Japanese text at random); 1 treats every space alike."
+        ),
+    )
     keyword: KeywordConfig = Field(default_factory=KeywordConfig)
     floor: bool = Field(True, description="Drop passages below their space's min_score (the relevance floor).")
     collapse_adjacent: bool = Field(True, description="Keep only the best of neighbouring chunks of one source.")

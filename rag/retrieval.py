@@ -1,7 +1,9 @@
 """Hybrid retrieval: every embedding space and the keyword index, fused, floored and de-duplicated.
 
 A question is embedded in every space that holds chunks (each with its own query prefix) and
-searched there; the keyword index is searched per space too. Each of those rankings is a
+searched there; the keyword index is searched per space too. Spaces the question's language
+is not routed to count less (`other_space_weight`): an English model ranks Japanese text at
+random, while e5 still finds Japanese passages for an English question. Each of those rankings is a
 channel; channels are merged by weighted reciprocal rank fusion (scores of different models
 and of BM25 are not comparable, ranks are). Each passage then gets its cosine similarity to
 the question in its own space as its score, and passages below the space's floor
@@ -21,6 +23,7 @@ import numpy as np
 
 from rag.config import RetrievalConfig
 from rag.errors import ConfigError
+from rag.lang import detect_lang
 from rag.records import Passage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,6 +109,7 @@ class Retriever:
         cfg = self.config
         found = Candidates(channels=[])
         keywords = self.kb.keywords if cfg.keyword.enabled else None
+        home = self.kb.embedding.space_for(detect_lang(question))
         for space in self.kb.embedding.spaces:
             if self.kb.store.count(space) == 0:
                 continue
@@ -115,7 +119,8 @@ class Retriever:
             hits = self.kb.store.query(space, vector, cfg.dense_k, where=where)
             for p in hits:
                 found.passages[(space, p.id)] = p
-            found.channels.append(Channel(f"dense:{space}", space, cfg.dense_weight, [p.id for p in hits]))
+            weight = cfg.dense_weight * (1.0 if space == home else cfg.other_space_weight)
+            found.channels.append(Channel(f"dense:{space}", space, weight, [p.id for p in hits]))
             if keywords is not None and cfg.keyword.weight > 0:
                 ids = [cid for cid, _ in keywords.search(space, question, cfg.keyword.k)]
                 if where is not None:  # the index holds no metadata: filter through the store
