@@ -55,9 +55,13 @@ def main() -> None:
     parser.add_argument("split")
     parser.add_argument("--japanese", default="sudachi+bigram")
     parser.add_argument("--modes", default="B")
+    parser.add_argument("--max-queries", type=int, default=0, help="only the first N judged queries")
     args = parser.parse_args()
     base = AppConfig()
     ds = load_dataset(Path(args.dataset), args.split)
+    if args.max_queries:
+        ds.queries = dict(list(ds.queries.items())[: args.max_queries])
+        ds.qrels = {q: ds.qrels[q] for q in ds.queries}
     for japanese, mode in itertools.product(args.japanese.split(","), args.modes.split(",")):
         retrieval = base.retrieval.model_copy(update={"keyword": base.retrieval.keyword.model_copy(update={"japanese": japanese, "sudachi_mode": mode})})
         embedders = {s: CachedEmbedder(build_embedder(c)) for s, c in base.embedding.spaces.items()}

@@ -110,7 +110,7 @@ class KeywordConfig(_Strict):
 
     enabled: bool = Field(True, description="Search a BM25 index beside the vectors and fuse its hits in.")
     k: int = Field(100, ge=1, le=1000, description="Keyword hits per space taken into fusion.")
-    weight: float = Field(1.0, ge=0, description="Weight of the keyword channel in reciprocal rank fusion.")
+    weight: float = Field(1.5, ge=0, description="Weight of the keyword channel in reciprocal rank fusion.")
     japanese: Literal["sudachi", "bigram", "sudachi+bigram"] = Field(
         "sudachi+bigram", description="Japanese tokens: Sudachi morphemes, character bigrams, or both."
     )
@@ -126,7 +126,7 @@ class RetrievalConfig(_Strict):
 
     dense_k: int = Field(100, ge=1, le=1000, description="Nearest chunks per embedding space taken into fusion.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of each dense channel in reciprocal rank fusion.")
-    rrf_k: int = Field(60, ge=1, description="The k of reciprocal rank fusion: 1/(k + rank).")
+    rrf_k: int = Field(10, ge=1, description="The k of reciprocal rank fusion: 1/(k + rank).")
     other_space_weight: float = Field(
         0.3,
         ge=0,

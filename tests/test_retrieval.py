@@ -258,3 +258,22 @@ def test_search_uses_hybrid_retrieval_and_keeps_its_json_fields(tmp_path):
     hits = json.loads(result.stdout)
     assert hits[0]["row"] == 6 and hits[0]["space"] == "ja"
     assert {"text", "source", "locator", "score", "space"} <= set(hits[0])
+
+
+def test_spaces_the_question_is_not_routed_to_weigh_less(tmp_path):
+    embedding = EmbeddingConfig.model_validate(
+        {
+            "spaces": {"en": {"provider": "hashing", "model": "e"}, "ja": {"provider": "hashing", "model": "j"}},
+            "routing": {"ja": "ja", "*": "en"},
+        }
+    )
+    store = VectorStore.open(StoreConfig(), tmp_path)
+    kb = KnowledgeBase(embedding, store, retrieval=RetrievalConfig(other_space_weight=0.3), keywords=KeywordIndex(None, KeywordConfig()))
+    en, ja = _chunk("e", "an english page"), _chunk("j", "日本語のページです")
+    kb.write("en", [en], kb.embedder("en").embed_passages([en.text]))
+    kb.write("ja", [ja], kb.embedder("ja").embed_passages([ja.text]))
+    weights = {c.name: c.weight for c in kb.retriever.candidates("日本語のページはどこ").channels}
+    assert weights["dense:ja"] == 1.0 and weights["dense:en"] == pytest.approx(0.3)
+    weights = {c.name: c.weight for c in kb.retriever.candidates("where is the english page").channels}
+    assert weights["dense:en"] == 1.0 and weights["dense:ja"] == pytest.approx(0.3)
+    store.close()
