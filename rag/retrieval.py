@@ -102,6 +102,7 @@ class Retriever:
                 "PyPI package that works here). Set retrieval.rerank: false."
             )
         self.reranker = reranker
+        self._checked: set[str] = set()
 
     # -- the steps -------------------------------------------------------------------------
     def candidates(self, question: str, where: dict | None = None) -> Candidates:
@@ -113,7 +114,9 @@ class Retriever:
         for space in self.kb.embedding.spaces:
             if self.kb.store.count(space) == 0:
                 continue
-            self.kb.store.check_model(space, self.kb.model_id(space))
+            if space not in self._checked:  # the collection's model cannot change under a running knowledge base
+                self.kb.store.check_model(space, self.kb.model_id(space))
+                self._checked.add(space)
             vector = self.kb.embedder(space).embed_query(question)
             found.vectors[space] = vector
             hits = self.kb.store.query(space, vector, cfg.dense_k, where=where)
@@ -171,9 +174,9 @@ class Retriever:
         order = self.fused(found)
         out: list[Passage] = []
         per_source: dict[str, int] = {}
-        step = max(depth * 2, 20)
-        for start in range(0, len(order), step):
-            window = order[start : start + step]
+        first = max(depth * 2, 20)
+        # the first window usually fills the result; if the floor or the collapse empties it, fetch the rest at once
+        for window in (order[:first], order[first:]):
             by_space: dict[str, list[str]] = {}
             for space, cid in window:
                 by_space.setdefault(space, []).append(cid)
