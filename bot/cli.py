@@ -1,4 +1,4 @@
-"""The `ragbot` command line: ingest, search, ask, chat, status, map and config.
+"""The `ragbot` command line: ingest, search, eval, ask, chat, status, map and config.
 
 The one place that turns exceptions into exit codes: 1 for errors, 2 for bad usage
 (click's own). `--debug` shows the traceback instead.
@@ -293,6 +293,38 @@ def chat(obj: _Context) -> None:
                 continue
             _print_answer_tail(answer, streamed=True)
             click.echo()
+
+
+@cli.command(name="eval")
+@click.argument("dataset_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--split", default="test", show_default=True, help="Which qrels/<split>.tsv to score.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@click.pass_obj
+def evaluate(obj: _Context, dataset_dir: Path, split: str, as_json: bool) -> None:
+    """Score retrieval on a BEIR-layout data set (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
+
+    \b
+    The corpus is ingested into a throw-away store with the configured embedding spaces,
+    chunking and retrieval settings; your own store is not touched. Scores are per document
+    (a document ranks where its best chunk ranks): nDCG@10, Recall@10, Recall@100, MRR@10.
+
+    \b
+    Example:
+      ragbot eval ../shared/evaldata/beir-scifact --split test --json
+    """
+    from evaluation.beir import load_dataset
+    from evaluation.runner import run_eval
+
+    config, _ = obj.config
+    dataset = load_dataset(dataset_dir, split)
+    result = run_eval(dataset, config.embedding, config.retrieval, config.ingest, progress=_progress_factory())
+    if as_json:
+        _echo_json(result.as_json())
+        return
+    m = result.metrics
+    click.echo(f"{dataset_dir} ({split}): {result.queries} queries, {result.ingest.chunks} chunks, {result.seconds:.1f} s")
+    for name in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
+        click.echo(f"  {name:<12}{m[name]:.4f}")
 
 
 @cli.command()

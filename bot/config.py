@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ingest.config import IngestConfig
 from rag.atlas.config import MapConfig
-from rag.config import AnswerConfig, EmbeddingConfig, LLMConfig, StoreConfig
+from rag.config import AnswerConfig, EmbeddingConfig, LLMConfig, RetrievalConfig, StoreConfig
 from rag.errors import ConfigError
 
 CONFIG_ENV = "RAGBOT_CONFIG"
@@ -105,6 +105,7 @@ class AppConfig(BaseModel):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     map: MapConfig = Field(default_factory=MapConfig)
@@ -187,7 +188,7 @@ def load_config(explicit: str | None = None) -> tuple[AppConfig, Path | None]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, llm, answer, bot, slack, discord).")
+        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, retrieval, llm, answer, bot, slack, discord, map).")
     try:
         return AppConfig.model_validate(data), path
     except ValidationError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 from bot.config import AppConfig
 from ingest.manifest import Manifest
 from ingest.pipeline import Ingestor
+from rag.keywords import KeywordIndex
 from rag.knowledge import KnowledgeBase
 from rag.store import VectorStore
 
@@ -23,15 +24,26 @@ def manifest_path(config: AppConfig) -> Path:
     return config.data_path() / name
 
 
+def keywords_path(config: AppConfig) -> Path:
+    """The keyword index file, beside the manifest of the store it mirrors."""
+    return manifest_path(config).with_name(manifest_path(config).name.replace("manifest", "keywords", 1))
+
+
 @contextmanager
-def open_knowledge_base(config: AppConfig):
-    """The knowledge base over the configured store, closed (lock released) on exit."""
+def open_knowledge_base(config: AppConfig, embedders=None):
+    """The knowledge base over the configured store and keyword index, closed (lock released) on exit."""
     data_dir = config.data_path()
     data_dir.mkdir(parents=True, exist_ok=True)
     store = VectorStore.open(config.store, data_dir)
+    keywords = None
     try:
-        yield KnowledgeBase(config.embedding, store)
+        keywords = KeywordIndex(keywords_path(config), config.retrieval.keyword)
+        kb = KnowledgeBase(config.embedding, store, embedders=embedders, retrieval=config.retrieval, keywords=keywords)
+        kb.sync_keywords()
+        yield kb
     finally:
+        if keywords is not None:
+            keywords.close()
         store.close()
 
 

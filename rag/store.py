@@ -234,6 +234,31 @@ class VectorStore:
                 out[cid] = (doc, np.asarray(emb, dtype=np.float32))
         return out
 
+    def passages(self, space: str, ids: Sequence[str], where: dict | None = None) -> dict[str, tuple[Passage, np.ndarray]]:
+        """Stored chunks by id (those matching where), with their vectors; score left at 0."""
+        collection = self._get(space)
+        if collection is None or not ids:
+            return {}
+        got = collection.get(ids=list(ids), where=where, include=["documents", "metadatas", "embeddings"])
+        out: dict[str, tuple[Passage, np.ndarray]] = {}
+        for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
+            out[cid] = (_passage(space, cid, doc, meta, 0.0), np.asarray(emb, dtype=np.float32))
+        return out
+
+    def texts(self, space: str) -> Iterable[tuple[list[str], list[str]]]:
+        """Every stored (ids, texts) of a space, page by page (to rebuild side indexes)."""
+        collection = self._get(space)
+        if collection is None:
+            return
+        step, offset = 5_000, 0
+        while True:
+            page = collection.get(include=["documents"], limit=step, offset=offset)
+            if page["ids"]:
+                yield list(page["ids"]), [d or "" for d in page["documents"]]
+            if len(page["ids"]) < step:
+                return
+            offset += step
+
     def query(self, space: str, vector: np.ndarray, k: int, where: dict | None = None) -> list[Passage]:
         """The k nearest chunks of a space, best first, score = cosine similarity."""
         collection = self._get(space)
@@ -252,19 +277,21 @@ class VectorStore:
         for cid, doc, meta, dist in zip(
             result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
         ):
-            meta = dict(meta or {})
-            passages.append(
-                Passage(
-                    text=doc or "",
-                    source=str(meta.get("source", "")),
-                    locator=Locator.from_fields(meta),
-                    score=1.0 - float(dist),
-                    space=space,
-                    id=cid,
-                    metadata=meta,
-                )
-            )
+            passages.append(_passage(space, cid, doc, meta, 1.0 - float(dist)))
         return passages
+
+
+def _passage(space: str, cid: str, doc: str | None, meta: dict | None, score: float) -> Passage:
+    meta = dict(meta or {})
+    return Passage(
+        text=doc or "",
+        source=str(meta.get("source", "")),
+        locator=Locator.from_fields(meta),
+        score=score,
+        space=space,
+        id=cid,
+        metadata=meta,
+    )
 
 
 def chunk_metadata(chunk: Chunk) -> dict:

@@ -47,6 +47,12 @@ def test_default_models_find_the_answering_page(default_kb, question, expected_f
     assert any(h.space == space for h in hits)
 
 
+@pytest.mark.parametrize("question", ["What is the melting point of tungsten?", "How many goals did Pele score in 1958?"])
+def test_off_topic_question_finds_nothing_above_the_floor(default_kb, question):
+    assert default_kb.retrieve(question, k=5) == []
+    assert default_kb.retriever.ranked(question, 5, floor=False)  # there were candidates; the floor cut them
+
+
 def test_transcript_hits_carry_timestamps_and_speakers(default_kb):
     hits = default_kb.search("Why did Kenji and Mina build ragbot?", k=10)
     talk = [h for h in hits if h.source.endswith(".vtt")]

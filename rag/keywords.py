@@ -1,0 +1,276 @@
+"""The keyword channel: a BM25 index that understands English and Japanese, kept beside the vectors.
+
+Why our own index rather than bm25s: bm25s cannot add or remove documents, so every ingest
+(and every deleted file) would mean re-tokenizing the whole corpus. Here each chunk's tokens
+are stored once, in SQLite in the data directory, when the knowledge base writes the chunk;
+deleting a chunk deletes its row. The BM25 weight matrix of a space is derived from those rows
+in memory (sparse, term-major, like bm25s's eager scoring) the first time a space is searched
+after a change, and a restart loads the rows again without re-reading any source file.
+
+Tokens: Latin-script words are lower-cased, English stop words dropped and Snowball-stemmed
+(PyStemmer). Japanese runs go through Sudachi (dictionary from the sudachidict-core package;
+particles, auxiliary verbs and symbols dropped), through character bigrams, or through both,
+as `retrieval.keyword.japanese` says.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import KeywordConfig
+
+logger = logging.getLogger(__name__)
+
+# the stop words of bm25s / scikit-learn's short English list: frequent words that only add noise to BM25
+ENGLISH_STOPWORDS = frozenset(
+    """a an and are as at be but by for if in into is it no not of on or such that the their then there these
+    they this to was will with i me my we our you your he him his she her its them what which who whom
+    those am been being have has had having do does did doing would should could can may might must shall
+    from up down out off over under again further once here when where why how all any both each few more
+    most other some nor only own same so than too very s t just don now about against between through during
+    before after above below were because until while whose itself myself yourself himself herself ourselves
+    themselves ours yours hers theirs""".split()
+)
+
+_CJK = "\u3005\u3006\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\u30fc"
+_CJK_RUN = re.compile(f"[{_CJK}]+")
+_HAS_CJK = re.compile(f"[{_CJK}]")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Sudachi parts of speech that carry no topic: particles, auxiliary verbs, symbols, blanks
+_DROP_POS = frozenset({"助詞", "助動詞", "補助記号", "空白", "記号"})
+_SUDACHI_MAX_CHARS = 8000  # Sudachi refuses inputs over ~49 KB; chunks are far smaller
+
+
+class Analyzer:
+    """Turns text into keyword tokens; the same analysis for passages and questions."""
+
+    def __init__(self, config: KeywordConfig):
+        self.config = config
+
+    def signature(self) -> str:
+        """What identifies the analysis; an index built with another one is rebuilt."""
+        c = self.config
+        return json.dumps(
+            {"ja": c.japanese, "mode": c.sudachi_mode, "stem": c.english_stemmer, "stop": c.english_stopwords, "v": 1},
+            sort_keys=True,
+        )
+
+    @cached_property
+    def _stemmer(self):
+        if not self.config.english_stemmer:
+            return None
+        import Stemmer
+
+        return Stemmer.Stemmer("english")
+
+    @cached_property
+    def _sudachi(self):
+        from sudachipy import Dictionary, SplitMode
+
+        mode = {"A": SplitMode.A, "B": SplitMode.B, "C": SplitMode.C}[self.config.sudachi_mode]
+        tokenizer = Dictionary(dict="core").tokenizer()
+        return tokenizer, mode
+
+    def _latin(self, words: list[str]) -> list[str]:
+        words = [w.lower() for w in words]
+        if self.config.english_stopwords:
+            words = [w for w in words if w not in ENGLISH_STOPWORDS]
+        if self._stemmer is not None:
+            words = self._stemmer.stemWords(words)
+        return words
+
+    @staticmethod
+    def _bigrams(run: str) -> list[str]:
+        if len(run) == 1:
+            return [run]
+        return [run[i : i + 2] for i in range(len(run) - 1)]
+
+    def _morphemes(self, text: str) -> list[str]:
+        tokenizer, mode = self._sudachi
+        out: list[str] = []
+        for start in range(0, len(text), _SUDACHI_MAX_CHARS):
+            for m in tokenizer.tokenize(text[start : start + _SUDACHI_MAX_CHARS], mode):
+                surface = m.surface()
+                if not _HAS_CJK.search(surface):
+                    out.extend(self._latin(_WORD.findall(surface)))  # Sudachi would katakana-ise English words
+                elif m.part_of_speech()[0] not in _DROP_POS:
+                    out.append(m.normalized_form())
+        return out
+
+    def tokens(self, text: str) -> list[str]:
+        """The keyword tokens of a text."""
+        if not _HAS_CJK.search(text):
+            return self._latin(_WORD.findall(text))
+        japanese = self.config.japanese
+        out: list[str] = []
+        if japanese in ("sudachi", "sudachi+bigram"):
+            out.extend(self._morphemes(text))
+        if japanese in ("bigram", "sudachi+bigram"):
+            prefix = "#" if japanese == "sudachi+bigram" else ""  # keep bigrams apart from 2-char words
+            for run in _CJK_RUN.findall(text):
+                out.extend(prefix + g for g in self._bigrams(run))
+            if japanese == "bigram":
+                out.extend(self._latin(_WORD.findall(_CJK_RUN.sub(" ", text))))
+        return out
+
+
+class _SpaceMatrix:
+    """BM25 weights of one space: a documents x terms sparse matrix, searched by summing columns."""
+
+    def __init__(self, ids: list[str], docs: list[list[str]], k1: float, b: float):
+        from scipy import sparse
+
+        self.ids = ids
+        vocab: dict[str, int] = {}
+        rows, cols, tfs = [], [], []
+        lengths = np.zeros(len(docs), dtype=np.float32)
+        for row, tokens in enumerate(docs):
+            lengths[row] = len(tokens)
+            for term, tf in Counter(tokens).items():
+                col = vocab.setdefault(term, len(vocab))
+                rows.append(row)
+                cols.append(col)
+                tfs.append(tf)
+        self.vocab = vocab
+        n = len(docs)
+        tf = np.asarray(tfs, dtype=np.float32)
+        rows_a = np.asarray(rows, dtype=np.int32)
+        cols_a = np.asarray(cols, dtype=np.int32)
+        df = np.bincount(cols_a, minlength=len(vocab)).astype(np.float32)
+        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))  # Lucene's BM25 idf: never negative
+        avgdl = float(lengths.mean()) if n else 1.0
+        norm = k1 * (1.0 - b + b * lengths[rows_a] / max(avgdl, 1e-9))
+        weights = idf[cols_a] * tf * (k1 + 1.0) / (tf + norm)
+        self.matrix = sparse.csc_matrix((weights, (rows_a, cols_a)), shape=(n, max(len(vocab), 1)))
+
+    def search(self, tokens: Sequence[str], k: int) -> list[tuple[str, float]]:
+        cols = sorted({self.vocab[t] for t in tokens if t in self.vocab})
+        if not cols or k <= 0:
+            return []
+        scores = np.asarray(self.matrix[:, cols].sum(axis=1)).ravel()
+        hit = np.flatnonzero(scores > 0)
+        if len(hit) > k:
+            hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
+        hit = hit[np.argsort(-scores[hit], kind="stable")]
+        return [(self.ids[i], float(scores[i])) for i in hit]
+
+
+class KeywordIndex:
+    """Per-space BM25 over stored chunk tokens; persistent when given a file path."""
+
+    def __init__(self, path: Path | str | None, config: KeywordConfig):
+        self.config = config
+        self.analyzer = Analyzer(config)
+        self.path = str(path) if path is not None else ":memory:"
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS chunks (id TEXT NOT NULL, space TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (space, id))")
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db.commit()
+        self._lock = threading.RLock()
+        self._matrices: dict[str, _SpaceMatrix] = {}
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def is_current(self) -> bool:
+        """Whether the stored tokens were made by the configured analysis (else rebuild them)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
+        if row is None:
+            return self.total() == 0
+        return row[0] == self.analyzer.signature()
+
+    def _mark_current(self) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('analyzer', ?)", (self.analyzer.signature(),))
+
+    def total(self) -> int:
+        """Chunks indexed across all spaces."""
+        return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def count(self, space: str) -> int:
+        """Chunks indexed in a space."""
+        return self._db.execute("SELECT COUNT(*) FROM chunks WHERE space=?", (space,)).fetchone()[0]
+
+    def ids(self, space: str) -> set[str]:
+        """Ids indexed in a space."""
+        return {r[0] for r in self._db.execute("SELECT id FROM chunks WHERE space=?", (space,))}
+
+    # -- writes ----------------------------------------------------------------------------
+    def add(self, space: str, ids: Sequence[str], texts: Sequence[str]) -> None:
+        """Index chunks (an existing id is replaced)."""
+        rows = [(cid, space, " ".join(t.replace(" ", "_") for t in self.analyzer.tokens(text))) for cid, text in zip(ids, texts)]
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", rows)
+            self._mark_current()
+            self._db.commit()
+            self._matrices.pop(space, None)
+
+    def delete(self, space: str, ids: Iterable[str]) -> None:
+        """Remove chunks (missing ids are ignored)."""
+        ids = list(ids)
+        if not ids:
+            return
+        with self._lock:
+            self._db.executemany("DELETE FROM chunks WHERE space=? AND id=?", [(space, cid) for cid in ids])
+            self._db.commit()
+            self._matrices.pop(space, None)
+
+    def drop(self, space: str) -> None:
+        """Remove a whole space."""
+        with self._lock:
+            self._db.execute("DELETE FROM chunks WHERE space=?", (space,))
+            self._db.commit()
+            self._matrices.pop(space, None)
+
+    def clear(self) -> None:
+        """Remove everything (before a rebuild with another analysis)."""
+        with self._lock:
+            self._db.execute("DELETE FROM chunks")
+            self._mark_current()
+            self._db.commit()
+            self._matrices.clear()
+
+    # -- reads -----------------------------------------------------------------------------
+    def _matrix(self, space: str) -> _SpaceMatrix:
+        with self._lock:
+            matrix = self._matrices.get(space)
+            if matrix is None:
+                ids, docs = [], []
+                for cid, tokens in self._db.execute("SELECT id, tokens FROM chunks WHERE space=? ORDER BY id", (space,)):
+                    ids.append(cid)
+                    docs.append(tokens.split())
+                matrix = _SpaceMatrix(ids, docs, self.config.k1, self.config.b)
+                self._matrices[space] = matrix
+            return matrix
+
+    def warm(self, space: str) -> None:
+        """Build a space's BM25 matrix now rather than at its first search."""
+        self._matrix(space)
+
+    def search(self, space: str, query: str, k: int) -> list[tuple[str, float]]:
+        """The k best (id, BM25 score) of a space for a question; only chunks sharing a token."""
+        tokens = [t.replace(" ", "_") for t in self.analyzer.tokens(query)]
+        if not tokens:
+            return []
+        return self._matrix(space).search(tokens, k)
+
+
+def bm25_idf(n: int, df: int) -> float:
+    """Lucene's BM25 idf (exposed for tests)."""
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))

@@ -1,0 +1,207 @@
+"""Hybrid retrieval: every embedding space and the keyword index, fused, floored and de-duplicated.
+
+A question is embedded in every space that holds chunks (each with its own query prefix) and
+searched there; the keyword index is searched per space too. Spaces the question's language
+is not routed to count less (`other_space_weight`): an English model ranks Japanese text at
+random, while e5 still finds Japanese passages for an English question. Each of those rankings is a
+channel; channels are merged by weighted reciprocal rank fusion (scores of different models
+and of BM25 are not comparable, ranks are). Each passage then gets its cosine similarity to
+the question in its own space as its score, and passages below the space's floor
+(`embedding.spaces.<name>.min_score`) are dropped: the answer step says "not found" on an
+empty list. Neighbouring chunks of one source and near-copies are collapsed into the best one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from rag.config import RetrievalConfig
+from rag.errors import ConfigError
+from rag.lang import detect_lang
+from rag.records import Passage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rag.knowledge import KnowledgeBase
+
+logger = logging.getLogger(__name__)
+
+
+class Reranker(Protocol):
+    """The re-ranking seam: reorders fused candidates (e.g. a cross-encoder)."""
+
+    def rerank(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
+        """The passages, best first."""
+
+
+@dataclass
+class Channel:
+    """One ranking taken into fusion: dense search of a space, or keyword search of a space."""
+
+    name: str  # "dense:en", "keyword:ja"
+    space: str
+    weight: float
+    ids: list[str]
+
+
+@dataclass
+class Candidates:
+    """Everything one question produced before fusion: the channels and what is known of each hit."""
+
+    channels: list[Channel]
+    passages: dict[tuple[str, str], Passage] = field(default_factory=dict)  # (space, id) -> passage with cosine
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # space -> the question's vector
+
+
+def fuse(rankings: Sequence[tuple[Sequence, float]], rrf_k: int = 60) -> list[tuple[object, float]]:
+    """Weighted reciprocal rank fusion: sum of weight / (rrf_k + rank) over the rankings, best first."""
+    scores: dict[object, float] = {}
+    first_seen: dict[object, int] = {}
+    for ranking, weight in rankings:
+        if weight <= 0:
+            continue
+        for rank, key in enumerate(ranking, 1):
+            scores[key] = scores.get(key, 0.0) + weight / (rrf_k + rank)
+            first_seen.setdefault(key, len(first_seen))
+    return sorted(scores.items(), key=lambda item: (-item[1], first_seen[item[0]]))
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def _shingles(text: str) -> set[str]:
+    words = _WORDS.findall(text.lower())
+    if len(words) < 3:  # Japanese has no spaces: compare character trigrams instead
+        compact = "".join(words)
+        return {compact[i : i + 3] for i in range(max(len(compact) - 2, 1))}
+    return {" ".join(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def near_duplicate(a: str, b: str, threshold: float = 0.8) -> bool:
+    """Whether two texts share most of their word trigrams (Jaccard >= threshold)."""
+    sa, sb = _shingles(a), _shingles(b)
+    if not sa or not sb:
+        return a.strip() == b.strip()
+    return len(sa & sb) / len(sa | sb) >= threshold
+
+
+class Retriever:
+    """Hybrid search over a knowledge base; `retrieve` is what the answer step calls."""
+
+    def __init__(self, kb: KnowledgeBase, config: RetrievalConfig | None = None, reranker: Reranker | None = None):
+        self.kb = kb
+        self.config = config or RetrievalConfig()
+        if self.config.rerank and reranker is None:
+            raise ConfigError(
+                "retrieval.rerank is on, but no cross-encoder is available offline (none ships its weights in a "
+                "PyPI package that works here). Set retrieval.rerank: false."
+            )
+        self.reranker = reranker
+        self._checked: set[str] = set()
+
+    # -- the steps -------------------------------------------------------------------------
+    def candidates(self, question: str, where: dict | None = None) -> Candidates:
+        """Run every channel for a question: dense search in each space, keyword search in each space."""
+        cfg = self.config
+        found = Candidates(channels=[])
+        keywords = self.kb.keywords if cfg.keyword.enabled else None
+        home = self.kb.embedding.space_for(detect_lang(question))
+        for space in self.kb.embedding.spaces:
+            if self.kb.store.count(space) == 0:
+                continue
+            if space not in self._checked:  # the collection's model cannot change under a running knowledge base
+                self.kb.store.check_model(space, self.kb.model_id(space))
+                self._checked.add(space)
+            vector = self.kb.embedder(space).embed_query(question)
+            found.vectors[space] = vector
+            hits = self.kb.store.query(space, vector, cfg.dense_k, where=where)
+            for p in hits:
+                found.passages[(space, p.id)] = p
+            weight = cfg.dense_weight * (1.0 if space == home else cfg.other_space_weight)
+            found.channels.append(Channel(f"dense:{space}", space, weight, [p.id for p in hits]))
+            if keywords is not None and cfg.keyword.weight > 0:
+                ids = [cid for cid, _ in keywords.search(space, question, cfg.keyword.k)]
+                if where is not None:  # the index holds no metadata: filter through the store
+                    self._load(found, space, ids, where)
+                    ids = [cid for cid in ids if (space, cid) in found.passages]
+                found.channels.append(Channel(f"keyword:{space}", space, cfg.keyword.weight, ids))
+        return found
+
+    def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None) -> None:
+        """Fetch passages the dense search did not return, scored by cosine in their space."""
+        missing = [cid for cid in ids if (space, cid) not in found.passages]
+        if not missing:
+            return
+        vector = found.vectors[space]
+        for cid, (passage, emb) in self.kb.store.passages(space, missing, where=where).items():
+            score = float(np.dot(vector, emb) / max(float(np.linalg.norm(emb)), 1e-12))
+            found.passages[(space, cid)] = Passage(
+                passage.text, passage.source, passage.locator, score, space, cid, passage.metadata
+            )
+
+    def fused(self, found: Candidates) -> list[tuple[str, str]]:
+        """The (space, id) keys of all candidates in fused order."""
+        rankings = [([(c.space, cid) for cid in c.ids], c.weight) for c in found.channels]
+        return [key for key, _ in fuse(rankings, self.config.rrf_k)]
+
+    def _passes_floor(self, p: Passage) -> bool:
+        floor = self.kb.embedding.spaces[p.space].min_score if p.space in self.kb.embedding.spaces else None
+        return floor is None or p.score >= floor
+
+    def _collapses(self, p: Passage, kept: list[Passage], per_source: dict[str, int]) -> bool:
+        cfg = self.config
+        if per_source.get(p.source, 0) >= cfg.max_per_source:
+            return True
+        ordinal = p.metadata.get("ordinal")
+        for q in kept:
+            if cfg.collapse_adjacent and q.source == p.source and isinstance(ordinal, int):
+                other = q.metadata.get("ordinal")
+                if isinstance(other, int) and abs(other - ordinal) <= 1:
+                    return True
+            if near_duplicate(p.text, q.text):
+                return True
+        return False
+
+    # -- what callers use ------------------------------------------------------------------
+    def ranked(self, question: str, depth: int, where: dict | None = None, floor: bool = True, collapse: bool = True) -> list[Passage]:
+        """Up to depth passages, best first (eval uses this with floor and collapse off)."""
+        found = self.candidates(question, where)
+        order = self.fused(found)
+        out: list[Passage] = []
+        per_source: dict[str, int] = {}
+        first = max(depth * 2, 20)
+        # the first window usually fills the result; if the floor or the collapse empties it, fetch the rest at once
+        for window in (order[:first], order[first:]):
+            by_space: dict[str, list[str]] = {}
+            for space, cid in window:
+                by_space.setdefault(space, []).append(cid)
+            for space, ids in by_space.items():
+                self._load(found, space, ids)
+            for key in window:
+                p = found.passages.get(key)
+                if p is None:  # gone from the store since the keyword index saw it
+                    continue
+                if floor and not self._passes_floor(p):
+                    continue
+                if collapse and self._collapses(p, out, per_source):
+                    continue
+                out.append(p)
+                per_source[p.source] = per_source.get(p.source, 0) + 1
+                if len(out) >= depth:
+                    break
+            if len(out) >= depth:
+                break
+        if self.reranker is not None and out:
+            out = self.reranker.rerank(question, out)
+        return out
+
+    def retrieve(self, question: str, k: int = 5, where: dict | None = None) -> list[Passage]:
+        """The k best passages above the relevance floor; an empty list means nothing relevant was found."""
+        if not question.strip():
+            return []
+        return self.ranked(question, k, where=where, floor=self.config.floor, collapse=True)

@@ -1,0 +1,279 @@
+"""Hybrid retrieval: fusion, keyword analysis, the floor, collapsing, and the keyword index kept in step."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli
+from bot.runtime import keywords_path, open_ingestor, open_knowledge_base
+from rag.config import EmbeddingConfig, KeywordConfig, RetrievalConfig, StoreConfig
+from rag.errors import ConfigError
+from rag.keywords import Analyzer, KeywordIndex
+from rag.knowledge import KnowledgeBase
+from rag.records import Chunk, Locator
+from rag.retrieval import Retriever, fuse, near_duplicate
+from rag.store import VectorStore
+from tests.conftest import REPO, fast_config
+
+FIXTURE = REPO / "tests" / "fixtures" / "beir-tiny"
+
+
+# -- fusion ---------------------------------------------------------------------------------
+def test_rrf_sums_reciprocal_ranks_and_weights():
+    fused = dict(fuse([(["a", "b", "c"], 1.0), (["c", "a"], 1.0)], rrf_k=60))
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62)
+    order = [key for key, _ in fuse([(["a", "b", "c"], 1.0), (["c", "a"], 1.0)], rrf_k=60)]
+    assert order == ["a", "c", "b"]
+    # a heavier second ranking puts its first hit on top
+    order = [key for key, _ in fuse([(["a", "b", "c"], 1.0), (["c", "a"], 3.0)], rrf_k=60)]
+    assert order[0] == "c"
+    assert fuse([(["a"], 0.0)]) == []
+
+
+def test_near_duplicate_detects_copies_but_not_different_texts():
+    text = "The quick brown fox jumps over the lazy dog near the river bank today"
+    assert near_duplicate(text, text + " .")
+    assert not near_duplicate(text, "Completely different words about installing ragbot with pip here")
+
+
+# -- keyword analysis -----------------------------------------------------------------------
+def test_english_tokens_are_stemmed_and_stopwords_dropped():
+    tokens = Analyzer(KeywordConfig()).tokens("The runners were running to the stores")
+    assert tokens == ["runner", "run", "store"]
+
+
+@pytest.mark.parametrize("mode", ["sudachi", "bigram", "sudachi+bigram"])
+def test_japanese_question_matches_its_passage_in_every_mode(mode):
+    index = KeywordIndex(None, KeywordConfig(japanese=mode))
+    index.add("ja", ["a", "b"], ["会議室の予約は社内ポータルから行います。", "経費精算の締め切りは毎月二十五日です。"])
+    assert index.search("ja", "経費の締め切りはいつ", 5)[0][0] == "b"
+    assert index.search("ja", "会議室を予約したい", 5)[0][0] == "a"
+
+
+def test_sudachi_drops_particles_and_keeps_english_words_english():
+    tokens = Analyzer(KeywordConfig(japanese="sudachi")).tokens("会議室のキャンセルはSlackで")
+    assert "会議室" in tokens and "キャンセル" in tokens and "slack" in tokens
+    assert "の" not in tokens and "は" not in tokens
+
+
+def test_bm25_prefers_rarer_terms_and_returns_only_matching_chunks():
+    index = KeywordIndex(None, KeywordConfig())
+    index.add("en", ["1", "2", "3"], ["apple banana", "apple cherry", "banana split"])
+    hits = index.search("en", "apple cherry", 10)
+    assert [cid for cid, _ in hits] == ["2", "1"]
+    assert index.search("en", "durian", 10) == []
+
+
+# -- retriever on a small constructed store ---------------------------------------------------
+class FakeEmbedder:
+    """Vectors from a table: the text's first word picks the direction (deterministic, model-free)."""
+
+    def __init__(self, model_id: str = "fake", table=None):
+        self.model_id = model_id
+        self.table = table or {}
+
+    def _vec(self, text):
+        return np.asarray(self.table[text.split()[0]], dtype=np.float32)
+
+    def embed_passages(self, texts):
+        return np.stack([self._vec(t) for t in texts])
+
+    def embed_queries(self, texts):
+        return self.embed_passages(texts)
+
+    def embed_query(self, text):
+        return self._vec(text)
+
+
+def unit(*v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _kb(tmp_path, min_score=None, **retrieval):
+    embedding = EmbeddingConfig.model_validate(
+        {"spaces": {"en": {"provider": "hashing", "model": "fake", "min_score": min_score}}, "routing": {"*": "en"}}
+    )
+    store = VectorStore.open(StoreConfig(), tmp_path)
+    table = {"alpha": unit(1, 0, 0), "beta": unit(0, 1, 0), "gamma": unit(0.6, 0.8, 0), "delta": unit(0, 0, 1), "q": unit(1, 0.05, 0)}
+    kb = KnowledgeBase(
+        embedding,
+        store,
+        embedders={"en": FakeEmbedder("hashing:fake", table)},
+        retrieval=RetrievalConfig(**retrieval),
+        keywords=KeywordIndex(None, KeywordConfig()),
+    )
+    return kb, table
+
+
+def _chunk(cid, text, source="/a.md", ordinal=0):
+    return Chunk(cid, text, source, Locator(), {"ordinal": ordinal})
+
+
+def test_floor_drops_passages_below_min_score_and_can_leave_nothing(tmp_path):
+    kb, table = _kb(tmp_path, min_score=0.5)
+    chunks = [_chunk("a", "alpha apples", "/a.md"), _chunk("b", "beta bananas", "/b.md"), _chunk("d", "delta dates", "/d.md")]
+    kb.write("en", chunks, kb.embedder("en").embed_passages([c.text for c in chunks]))
+    hits = kb.retrieve("q bananas", k=5)  # dense: alpha (0.999); keyword: beta (cosine 0.05, below the floor)
+    assert [p.id for p in hits] == ["a"]
+    assert hits[0].score == pytest.approx(float(np.dot(table["q"], table["alpha"])), abs=1e-3)
+    table["q"] = unit(-1, -1, -1)  # points away from everything: nothing is relevant
+    assert kb.retrieve("q", k=5) == []
+    kb.store.close()
+
+
+def test_keyword_hit_without_dense_hit_is_fused_in_with_its_cosine(tmp_path):
+    kb, table = _kb(tmp_path, dense_k=1)
+    chunks = [_chunk("a", "alpha apples", "/a.md"), _chunk("b", "beta bananas", "/b.md")]
+    kb.write("en", chunks, kb.embedder("en").embed_passages([c.text for c in chunks]))
+    hits = kb.retrieve("q bananas", k=5)
+    assert {p.id for p in hits} == {"a", "b"}
+    banana = next(p for p in hits if p.id == "b")
+    assert banana.score == pytest.approx(float(np.dot(table["q"], table["beta"])), abs=1e-3)
+    kb.store.close()
+
+
+def test_adjacent_chunks_of_one_source_collapse_to_the_best(tmp_path):
+    kb, _ = _kb(tmp_path, keyword={"enabled": False})
+    chunks = [
+        _chunk("a0", "alpha one", "/long.md", 0),
+        _chunk("a1", "alpha two", "/long.md", 1),
+        _chunk("a2", "alpha three", "/long.md", 2),
+        _chunk("g", "gamma other", "/other.md", 0),
+    ]
+    kb.write("en", chunks, kb.embedder("en").embed_passages([c.text for c in chunks]))
+    hits = kb.retrieve("q", k=4)
+    sources = [p.source for p in hits]
+    ordinals = sorted(p.metadata["ordinal"] for p in hits if p.source == "/long.md")
+    assert "/other.md" in sources
+    assert all(b - a > 1 for a, b in zip(ordinals, ordinals[1:]))  # never two neighbours
+    uncollapsed = kb.retriever.ranked("q", 4, floor=False, collapse=False)
+    assert len(uncollapsed) == 4
+    kb.store.close()
+
+
+def test_rerank_switch_without_a_reranker_is_refused_clearly(tmp_path):
+    kb, _ = _kb(tmp_path)
+    with pytest.raises(ConfigError, match="rerank"):
+        Retriever(kb, RetrievalConfig(rerank=True))
+    kb.store.close()
+
+
+# -- the keyword index stays in step with the store -----------------------------------------
+def _keyword_hits(config, query):
+    with open_knowledge_base(config) as kb:
+        return {kb.store.passages("en", [cid]).get(cid, (None,))[0].source for cid, _ in kb.keywords.search("en", query, 10)}
+
+
+def test_keyword_index_follows_ingest_reingest_delete_and_restart(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Zebras\n\nZebras graze on the savanna grass.\n", encoding="utf-8")
+    (docs / "b.md").write_text("# Kettles\n\nA kettle boils water for tea.\n", encoding="utf-8")
+    config = fast_config(tmp_path / "data")
+
+    def ingest():
+        with open_knowledge_base(config) as kb, open_ingestor(config, kb) as ingestor:
+            return ingestor.run([docs])
+
+    ingest()
+    assert keywords_path(config).exists()
+    assert _keyword_hits(config, "zebras savanna") == {(docs / "a.md").as_posix()}
+
+    (docs / "a.md").write_text("# Zebras\n\nZebras now eat only acacia leaves.\n", encoding="utf-8")
+    report = ingest()
+    assert report.updated == 1
+    assert _keyword_hits(config, "savanna") == set()  # the old text is gone from the index
+    assert _keyword_hits(config, "acacia") == {(docs / "a.md").as_posix()}
+
+    (docs / "b.md").unlink()
+    ingest()
+    assert _keyword_hits(config, "kettle") == set()
+
+    # restart: a new process reads the index from disk; the corpus is never read again
+    (docs / "a.md").unlink()
+    docs.rmdir()
+    with open_knowledge_base(config) as kb:
+        assert kb.sync_keywords() == 0
+        assert kb.keywords.count("en") == kb.store.count("en") > 0
+        assert kb.keywords.search("en", "acacia", 5)
+
+
+def test_keyword_index_rebuilt_from_stored_texts_when_out_of_step(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("Penguins live in Antarctica.\n", encoding="utf-8")
+    config = fast_config(tmp_path / "data")
+    with open_knowledge_base(config) as kb, open_ingestor(config, kb) as ingestor:
+        ingestor.run([docs])
+    keywords_path(config).unlink()  # lost, or a data dir from before the keyword index
+    with open_knowledge_base(config) as kb:
+        assert kb.keywords.count("en") == kb.store.count("en") == 1
+        assert kb.keywords.search("en", "penguin", 5)
+
+
+# -- search and eval from the command line ----------------------------------------------------
+def _write_config(tmp_path):
+    import yaml
+
+    from tests.conftest import FAST_SPACES
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), **FAST_SPACES}), encoding="utf-8")
+    return path
+
+
+def test_eval_runs_end_to_end_on_a_small_beir_fixture(tmp_path):
+    config = _write_config(tmp_path)
+    result = CliRunner().invoke(cli, ["--config", str(config), "eval", str(FIXTURE), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"ndcg@10", "recall@10", "recall@100", "mrr@10", "queries", "seconds"}
+    assert data["queries"] == 5  # q6 is judged only in dev
+    assert data["recall@100"] == 1.0
+    assert data["ndcg@10"] > 0.8  # words shared with the question find the passage, in English and Japanese
+    assert not (tmp_path / "data").exists()  # the user's store is untouched
+
+
+def test_eval_names_the_splits_that_exist(tmp_path, capsys):
+    from bot.cli import main
+
+    config = _write_config(tmp_path)
+    assert main(["--config", str(config), "eval", str(FIXTURE), "--split", "train"]) == 1
+    assert "available: dev, test" in capsys.readouterr().err
+
+
+def test_search_uses_hybrid_retrieval_and_keeps_its_json_fields(tmp_path):
+    config = _write_config(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", str(config), "ingest", str(FIXTURE / "corpus.jsonl")]).exit_code == 0
+    result = runner.invoke(cli, ["--config", str(config), "search", "経費精算の締め切り", "--json", "-k", "2"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert hits[0]["row"] == 6 and hits[0]["space"] == "ja"
+    assert {"text", "source", "locator", "score", "space"} <= set(hits[0])
+
+
+def test_spaces_the_question_is_not_routed_to_weigh_less(tmp_path):
+    embedding = EmbeddingConfig.model_validate(
+        {
+            "spaces": {"en": {"provider": "hashing", "model": "e"}, "ja": {"provider": "hashing", "model": "j"}},
+            "routing": {"ja": "ja", "*": "en"},
+        }
+    )
+    store = VectorStore.open(StoreConfig(), tmp_path)
+    kb = KnowledgeBase(embedding, store, retrieval=RetrievalConfig(other_space_weight=0.3), keywords=KeywordIndex(None, KeywordConfig()))
+    en, ja = _chunk("e", "an english page"), _chunk("j", "日本語のページです")
+    kb.write("en", [en], kb.embedder("en").embed_passages([en.text]))
+    kb.write("ja", [ja], kb.embedder("ja").embed_passages([ja.text]))
+    weights = {c.name: c.weight for c in kb.retriever.candidates("日本語のページはどこ").channels}
+    assert weights["dense:ja"] == 1.0 and weights["dense:en"] == pytest.approx(0.3)
+    weights = {c.name: c.weight for c in kb.retriever.candidates("where is the english page").channels}
+    assert weights["dense:en"] == 1.0 and weights["dense:ja"] == pytest.approx(0.3)
+    store.close()
