@@ -37,7 +37,9 @@ class FloorRetriever:
         last = getattr(self._last, "value", None)
         if reuse and last is not None and last[0] == key and len(last[1]) >= k:
             return last[1][:k]
-        hits = self.kb.search(question, k=k, where=where)
+        # unfloored hybrid ranking: this module applies the answer floor, and "not found" can
+        # still name the closest sources
+        hits = self.kb.retriever.ranked(question, k, where=where, floor=False)
         self._last.value = (key, hits)
         return hits
 
