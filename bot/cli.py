@@ -392,8 +392,11 @@ def _answers_status(config) -> dict:
     metavar="A B",
     help="Two maps side by side with linked selection; each is a SPACE or CONFIG.yaml:SPACE (another store).",
 )
+@click.option("--llm-labels/--no-llm-labels", default=True, show_default=True, help="Let the configured LLM title the clusters (only when one is configured).")
 @click.pass_obj
-def map_command(obj: _Context, space: str | None, out: Path | None, color_by: str | None, compare: tuple[str, str] | None) -> None:
+def map_command(
+    obj: _Context, space: str | None, out: Path | None, color_by: str | None, compare: tuple[str, str] | None, llm_labels: bool
+) -> None:
     """Draw the knowledge map: every chunk as a point, similar text close together, clusters labelled.
 
     \b
@@ -429,7 +432,14 @@ def map_command(obj: _Context, space: str | None, out: Path | None, color_by: st
             records.append(read_space(kb.store, name))
     # numba compiles UMAP's kernels on first use (tens of seconds): keep them in the data dir
     enable_numba_cache(config.data_path() / "numba-cache")
-    page, note, layers = draw_map(records, config.map, color_by=color_by, progress=_progress_factory())
+    namer = None
+    if llm_labels:
+        from rag.atlas.topics import llm_namer
+        from rag.llm import build_chat_model
+
+        model = build_chat_model(config.llm)  # None in extractive mode: keyword labels only
+        namer = llm_namer(model) if model is not None else None
+    page, note, layers = draw_map(records, config.map, color_by=color_by, progress=_progress_factory(), namer=namer)
     out = out or Path("ragbot-map-" + "-vs-".join(r.space for r in records) + ".html")
     out.write_text(page, encoding="utf-8")
     if note:

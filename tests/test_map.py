@@ -137,6 +137,18 @@ def test_llm_names_clusters_and_a_failing_llm_keeps_keywords():
     assert [t.label for t in kept] == [" · ".join(t.keywords) for t in kept]
 
 
+def test_llm_labels_through_ragbots_own_chat_model():
+    from tests.fakes import FakeChat
+
+    texts, labels = corpus(EN_GROUPS, 8, FILLER)
+    clusters = np.array(labels)
+    xy = np.random.default_rng(0).normal(size=(len(texts), 2))
+    chat = FakeChat(*[f'"Cluster title {i}"\nextra line' for i in range(len(EN_GROUPS))])
+    topics = label_clusters(texts, clusters, xy, namer=llm_namer(chat))
+    assert sorted(t.label for t in topics) == [f"Cluster title {i}" for i in range(len(EN_GROUPS))]
+    assert chat.calls and chat.calls[0][0][0] == "user" and "Keywords:" in chat.calls[0][0][1]
+
+
 def test_page_is_self_contained_with_every_point():
     texts, labels = corpus(EN_GROUPS, 25, FILLER)
     page, note = render_html([make_layer(texts, labels)], color_by="source")

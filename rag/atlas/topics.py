@@ -152,7 +152,7 @@ def label_clusters(
 
 
 def llm_namer(chat_model) -> Callable[[list[str], list[str]], str | None]:
-    """Names clusters with a chat model (anything with `.invoke(str)`, e.g. a langchain chat model)."""
+    """Names clusters with a chat model: ragbot's rag.llm ChatModel, or a langchain one (`.invoke(str)`)."""
 
     def name(keywords: list[str], excerpts: list[str]) -> str | None:
         prompt = (
@@ -161,9 +161,15 @@ def llm_namer(chat_model) -> Callable[[list[str], list[str]], str | None]:
             f"Keywords: {', '.join(keywords)}\n"
             + "\n".join(f"- {' '.join(e.split())[:300]}" for e in excerpts)
         )
-        reply = chat_model.invoke(prompt)
-        text = getattr(reply, "content", reply)
-        title = str(text).strip().strip('"').splitlines()[0].strip() if str(text).strip() else ""
+        if hasattr(chat_model, "stream") and not hasattr(chat_model, "invoke"):
+            from rag.llm import complete  # ragbot's own ChatModel (rag.llm)
+
+            text = complete(chat_model, [("user", prompt)], max_tokens=24)
+        else:  # a langchain chat model
+            reply = chat_model.invoke(prompt)
+            text = getattr(reply, "content", reply)
+        lines = str(text).strip().splitlines()
+        title = lines[0].strip().strip("\"'“”「」").strip() if lines else ""
         return title[:60] or None
 
     return name
