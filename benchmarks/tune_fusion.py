@@ -1,9 +1,14 @@
-"""Fusion and keyword settings measured on tuning splits (never on the reported test splits).
+"""Fusion settings measured on tuning splits (never on the reported test splits).
 
-Runs every channel once per query (vectors from the on-disk benchmark cache), then re-fuses
-with each setting to compare: keyword weight, rrf_k, Japanese tokenizer.
+Runs every channel of the real retriever once per query (passage vectors from the on-disk
+benchmark cache), keeps each channel's chunk ranking with its scores, then re-fuses them with
+each candidate setting exactly as `rag.retrieval` fuses (chunk level, then a document ranks
+where its best chunk ranks) and prints nDCG@10 per setting, best first:
 
-    python benchmarks/tune_fusion.py DATASET_DIR SPLIT [--japanese sudachi,bigram,sudachi+bigram]
+- reciprocal rank fusion: keyword weight x rrf_k;
+- score fusion: each channel's scores min-max scaled within the question's list, weighted sum.
+
+    python benchmarks/tune_fusion.py DATASET_DIR SPLIT [--max-queries N] [--japanese sudachi+bigram]
 """
 
 from __future__ import annotations
@@ -25,36 +30,57 @@ from _cache import CachedEmbedder  # noqa: E402
 from bot.config import AppConfig  # noqa: E402
 from evaluation.beir import load_dataset  # noqa: E402
 from evaluation.metrics import score_all  # noqa: E402
-from evaluation.runner import eval_knowledge_base, precompute_queries  # noqa: E402
+from evaluation.runner import DEPTH, eval_knowledge_base, precompute_queries  # noqa: E402
 from rag.embedders import build_embedder  # noqa: E402
-from rag.retrieval import Retriever, fuse  # noqa: E402
+from rag.retrieval import Retriever, fuse, fuse_scores  # noqa: E402
+
+KEYWORD_WEIGHTS = [0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, None]  # None: keyword channel alone
+RRF_KS = [5, 10, 20, 60]
 
 
-def doc_of(found, key):
-    p = found.passages.get(key)
-    return str(p.metadata.get("row_id")) if p is not None else None
-
-
-def channel_docs(found, retriever):
-    """Each channel as a document ranking (best chunk first)."""
-    out = []
+def collect(retriever: Retriever, question: str):
+    """Each channel as (name, [(doc id, ...)] keys, scores), with chunk -> document ids."""
+    found = retriever.candidates(question)
+    docs = {}
     for c in found.channels:
-        retriever._load(found, c.space, c.ids)
-        seen = {}
-        for cid in c.ids:
-            d = doc_of(found, (c.space, cid))
-            if d is not None:
-                seen.setdefault(d, None)
-        out.append((c.name, list(seen)))
+        for space, ids in _group(c.keys).items():
+            retriever._load(found, space, ids)
+    for key, p in found.passages.items():
+        docs[key] = str(p.metadata.get("row_id"))
+    return [(c.name, c.keys, c.scores) for c in found.channels], docs
+
+
+def _group(keys):
+    out = {}
+    for space, cid in keys:
+        out.setdefault(space, []).append(cid)
     return out
 
 
+def doc_ranking(fused, docs):
+    seen = {}
+    for key, _ in fused:
+        doc = docs.get(key)
+        if doc is not None:
+            seen.setdefault(doc, None)
+            if len(seen) >= DEPTH:
+                break
+    return list(seen)
+
+
+def weights_for(name: str, kw: float | None, other: float, home: str) -> float:
+    if name == "keyword":
+        return 1.0 if kw is None else kw
+    if kw is None:
+        return 0.0
+    return 1.0 if name == f"dense:{home}" else other
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset")
     parser.add_argument("split")
-    parser.add_argument("--japanese", default="sudachi+bigram")
-    parser.add_argument("--modes", default="B")
+    parser.add_argument("--japanese", default=None, help="Japanese keyword tokens (default: the configured ones)")
     parser.add_argument("--max-queries", type=int, default=0, help="only the first N judged queries")
     args = parser.parse_args()
     base = AppConfig()
@@ -62,26 +88,35 @@ def main() -> None:
     if args.max_queries:
         ds.queries = dict(list(ds.queries.items())[: args.max_queries])
         ds.qrels = {q: ds.qrels[q] for q in ds.queries}
-    for japanese, mode in itertools.product(args.japanese.split(","), args.modes.split(",")):
-        retrieval = base.retrieval.model_copy(update={"keyword": base.retrieval.keyword.model_copy(update={"japanese": japanese, "sudachi_mode": mode})})
-        embedders = {s: CachedEmbedder(build_embedder(c)) for s, c in base.embedding.spaces.items()}
-        with eval_knowledge_base(ds, base.embedding, retrieval, base.ingest, embedders) as (kb, report):
-            precompute_queries(kb, list(ds.queries.values()))
-            retriever = Retriever(kb, retrieval)
-            per_query = {qid: channel_docs(retriever.candidates(text), retriever) for qid, text in ds.queries.items()}
-        results = []
-        for kw_w, rrf_k in itertools.product([0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 99.0], [5, 10, 20, 60]):
-            rankings = {}
-            for qid, chans in per_query.items():
-                rank_lists = [(docs, (kw_w if kw_w < 99 else 1.0) if name.startswith("keyword") else (1.0 if kw_w < 99 else 0.0)) for name, docs in chans]
-                rankings[qid] = [d for d, _ in fuse(rank_lists, rrf_k)][:100]
-            m = score_all(rankings, ds.qrels)
-            results.append((round(m["ndcg@10"], 4), kw_w, rrf_k, round(m["recall@100"], 4)))
-        results.sort(reverse=True)
-        print(json.dumps({"dataset": args.dataset, "split": args.split, "japanese": japanese, "mode": mode, "chunks": report.chunks,
-                          "best": results[:5], "kw=1,k=60": [r for r in results if r[1] == 1.0 and r[2] == 60],
-                          "dense_only": [r for r in results if r[1] == 0.0 and r[2] == 60],
-                          "bm25_only": [r for r in results if r[1] == 99.0 and r[2] == 60]}), flush=True)
+    retrieval = base.retrieval
+    if args.japanese:
+        retrieval = retrieval.model_copy(update={"keyword": retrieval.keyword.model_copy(update={"japanese": args.japanese})})
+    embedders = {s: CachedEmbedder(build_embedder(c)) for s, c in base.embedding.spaces.items()}
+    from rag.lang import detect_lang
+
+    with eval_knowledge_base(ds, base.embedding, retrieval, base.ingest, embedders) as (kb, report):
+        precompute_queries(kb, list(ds.queries.values()))
+        retriever = Retriever(kb, retrieval)
+        per_query = {qid: (collect(retriever, text), kb.embedding.space_for(detect_lang(text))) for qid, text in ds.queries.items()}
+    results = []
+    settings = [("rrf", kw, k) for kw, k in itertools.product(KEYWORD_WEIGHTS, RRF_KS)]
+    settings += [("score", kw, 0) for kw in KEYWORD_WEIGHTS]
+    for method, kw, rrf_k in settings:
+        rankings = {}
+        for qid, ((channels, docs), home) in per_query.items():
+            weighted = [(keys, scores, weights_for(name, kw, retrieval.other_space_weight, home)) for name, keys, scores in channels]
+            if method == "rrf":
+                fused = fuse([(keys, w) for keys, _, w in weighted], rrf_k)
+            else:
+                fused = fuse_scores(weighted)
+            rankings[qid] = doc_ranking(fused, docs)
+        m = score_all(rankings, ds.qrels)
+        results.append({"ndcg@10": round(m["ndcg@10"], 4), "method": method, "keyword_weight": kw, "rrf_k": rrf_k,
+                        "recall@100": round(m["recall@100"], 4)})
+    results.sort(key=lambda r: -r["ndcg@10"])
+    print(json.dumps({"dataset": args.dataset, "split": args.split, "queries": len(ds.queries), "chunks": report.chunks}))
+    for r in results:
+        print(json.dumps(r))
 
 
 if __name__ == "__main__":

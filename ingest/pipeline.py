@@ -30,7 +30,7 @@ from ingest.loaders import SUPPORTED_SUFFIXES, load_file
 from ingest.manifest import Manifest
 from rag.knowledge import KnowledgeBase
 from rag.lang import detect_lang
-from rag.records import Chunk
+from rag.records import CONTEXT_KEY, Chunk, chunk_context
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Ingestor:
             "sets": [r.model_dump() for r in self.config.sets],  # a changed rule re-tags (vectors are re-used)
             "routing": emb.routing,
             "models": {name: self.kb.model_id(name) for name in emb.spaces},
-            "version": 1,
+            "version": 2,  # 2: chunks carry a context line (title, heading) into what is embedded
         }
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -260,6 +260,9 @@ class Ingestor:
                 meta["set"] = knowledge_set
                 if doc.title:
                     meta["title"] = doc.title
+                context = chunk_context(doc.title, piece.locator.heading, piece.text)
+                if context:
+                    meta[CONTEXT_KEY] = context
                 if doc.url:
                     meta["url"] = doc.url
                 chunks.append(
@@ -313,15 +316,15 @@ class Ingestor:
             candidates |= self.manifest.chunk_ids(source).get(space, set())
         reusable = {_text_hash(text): vec for text, vec in self.kb.store.vectors(space, sorted(candidates)).values()}
 
-        vectors: list[np.ndarray | None] = [reusable.get(_text_hash(c.text)) for c in chunks]
+        vectors: list[np.ndarray | None] = [reusable.get(_text_hash(c.indexed_text)) for c in chunks]
         todo = [i for i, v in enumerate(vectors) if v is None]
         if todo:
             embedder = self.kb.embedder(space)
-            todo.sort(key=lambda i: len(chunks[i].text))  # similar lengths together: less padding
+            todo.sort(key=lambda i: len(chunks[i].indexed_text))  # similar lengths together: less padding
             bar = self._bar(total=len(todo), desc=f"Embedding ({space})", unit="chunk")
             for start in range(0, len(todo), ENCODE_SLICE):
                 part = todo[start : start + ENCODE_SLICE]
-                embedded = embedder.embed_passages([chunks[i].text for i in part])
+                embedded = embedder.embed_passages([chunks[i].indexed_text for i in part])
                 for i, vec in zip(part, embedded):
                     vectors[i] = vec
                 bar.update(len(part))

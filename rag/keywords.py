@@ -126,9 +126,9 @@ class Analyzer:
 
 
 class _SpaceMatrix:
-    """BM25 weights of one space: a documents x terms sparse matrix, searched by summing columns."""
+    """BM25 weights of some chunks: a documents x terms sparse matrix, searched by summing columns."""
 
-    def __init__(self, ids: list[str], docs: list[list[str]], k1: float, b: float):
+    def __init__(self, ids: list, docs: list[list[str]], k1: float, b: float):
         from scipy import sparse
 
         self.ids = ids
@@ -154,7 +154,7 @@ class _SpaceMatrix:
         weights = idf[cols_a] * tf * (k1 + 1.0) / (tf + norm)
         self.matrix = sparse.csc_matrix((weights, (rows_a, cols_a)), shape=(n, max(len(vocab), 1)))
 
-    def search(self, tokens: Sequence[str], k: int) -> list[tuple[str, float]]:
+    def search(self, tokens: Sequence[str], k: int) -> list[tuple[object, float]]:
         cols = sorted({self.vocab[t] for t in tokens if t in self.vocab})
         if not cols or k <= 0:
             return []
@@ -181,7 +181,7 @@ class KeywordIndex:
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._db.commit()
         self._lock = threading.RLock()
-        self._matrices: dict[str, _SpaceMatrix] = {}
+        self._matrices: dict[str | None, _SpaceMatrix] = {}  # per space, and None: every space at once
 
     def close(self) -> None:
         """Close the database."""
@@ -219,7 +219,7 @@ class KeywordIndex:
             self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", rows)
             self._mark_current()
             self._db.commit()
-            self._matrices.pop(space, None)
+            self._forget(space)
 
     def delete(self, space: str, ids: Iterable[str]) -> None:
         """Remove chunks (missing ids are ignored)."""
@@ -229,14 +229,14 @@ class KeywordIndex:
         with self._lock:
             self._db.executemany("DELETE FROM chunks WHERE space=? AND id=?", [(space, cid) for cid in ids])
             self._db.commit()
-            self._matrices.pop(space, None)
+            self._forget(space)
 
     def drop(self, space: str) -> None:
         """Remove a whole space."""
         with self._lock:
             self._db.execute("DELETE FROM chunks WHERE space=?", (space,))
             self._db.commit()
-            self._matrices.pop(space, None)
+            self._forget(space)
 
     def clear(self) -> None:
         """Remove everything (before a rebuild with another analysis)."""
@@ -246,29 +246,50 @@ class KeywordIndex:
             self._db.commit()
             self._matrices.clear()
 
+    def _forget(self, space: str) -> None:
+        self._matrices.pop(space, None)
+        self._matrices.pop(None, None)
+
     # -- reads -----------------------------------------------------------------------------
-    def _matrix(self, space: str) -> _SpaceMatrix:
+    def _matrix(self, space: str | None) -> _SpaceMatrix:
         with self._lock:
             matrix = self._matrices.get(space)
             if matrix is None:
                 ids, docs = [], []
-                for cid, tokens in self._db.execute("SELECT id, tokens FROM chunks WHERE space=? ORDER BY id", (space,)):
-                    ids.append(cid)
-                    docs.append(tokens.split())
+                if space is None:
+                    rows = self._db.execute("SELECT space, id, tokens FROM chunks ORDER BY space, id")
+                    for sp, cid, tokens in rows:
+                        ids.append((sp, cid))
+                        docs.append(tokens.split())
+                else:
+                    for cid, tokens in self._db.execute("SELECT id, tokens FROM chunks WHERE space=? ORDER BY id", (space,)):
+                        ids.append(cid)
+                        docs.append(tokens.split())
                 matrix = _SpaceMatrix(ids, docs, self.config.k1, self.config.b)
                 self._matrices[space] = matrix
             return matrix
 
-    def warm(self, space: str) -> None:
-        """Build a space's BM25 matrix now rather than at its first search."""
+    def warm(self, space: str | None = None) -> None:
+        """Build a BM25 matrix (a space's, or by default the all-spaces one) now rather than at its first search."""
         self._matrix(space)
 
+    def _query_tokens(self, query: str) -> list[str]:
+        return [t.replace(" ", "_") for t in self.analyzer.tokens(query)]
+
     def search(self, space: str, query: str, k: int) -> list[tuple[str, float]]:
-        """The k best (id, BM25 score) of a space for a question; only chunks sharing a token."""
-        tokens = [t.replace(" ", "_") for t in self.analyzer.tokens(query)]
-        if not tokens:
-            return []
-        return self._matrix(space).search(tokens, k)
+        """The k best (id, BM25 score) of one space for a question; only chunks sharing a token."""
+        tokens = self._query_tokens(query)
+        return self._matrix(space).search(tokens, k) if tokens else []
+
+    def search_all(self, query: str, k: int) -> list[tuple[tuple[str, str], float]]:
+        """The k best ((space, id), BM25 score) across every space, as one ranking.
+
+        One index over all spaces, not one per space: the analysis is the same for every space,
+        so scores (and document frequencies) are comparable, and a space holding a handful of
+        chunks cannot put its weak matches at the top of a ranking of its own.
+        """
+        tokens = self._query_tokens(query)
+        return self._matrix(None).search(tokens, k) if tokens else []
 
 
 def bm25_idf(n: int, df: int) -> float:

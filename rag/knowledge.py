@@ -84,7 +84,7 @@ class KnowledgeBase:
         """Store chunks and their vectors in a space (existing ids are replaced), and index their words."""
         self.store.upsert(space, self.model_id(space), chunks, vectors)
         if self._keywords is not None:
-            self._keywords.add(space, [c.id for c in chunks], [c.text for c in chunks])
+            self._keywords.add(space, [c.id for c in chunks], [c.indexed_text for c in chunks])
 
     def delete(self, space: str, ids) -> None:
         """Remove chunks from a space and from the keyword index."""

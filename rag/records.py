@@ -56,6 +56,27 @@ class Locator:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if data.get(k) is not None})
 
 
+CONTEXT_KEY = "context"  # metadata: the document title / heading a chunk's text lacks
+
+
+def indexed_text(text: str, metadata: dict[str, Any] | None) -> str:
+    """What is embedded and keyword-indexed for a chunk: its context line, then its text.
+
+    A chunk cut from the middle of a document has lost its title and heading; without them
+    "the second dose was well tolerated" matches nothing about *which* vaccine. The context
+    line puts them back for search, while the stored and quoted text stays the chunk itself.
+    """
+    context = (metadata or {}).get(CONTEXT_KEY)
+    return f"{context}\n{text}" if isinstance(context, str) and context else text
+
+
+def chunk_context(title: str | None, heading: str | None, text: str) -> str:
+    """The title and heading path a chunk's text does not already start with, as one line."""
+    parts = [heading] if heading and title and title in heading else [title, heading]
+    head = text[:300]
+    return " > ".join(p for p in parts if p and p not in head)
+
+
 @dataclass(frozen=True)
 class Chunk:
     """A piece of a source ready to embed: its text, where it came from and its metadata."""
@@ -65,6 +86,11 @@ class Chunk:
     source: str
     locator: Locator
     metadata: dict[str, Scalar] = field(default_factory=dict)
+
+    @property
+    def indexed_text(self) -> str:
+        """The text embedded and keyword-indexed (the context line, then the text)."""
+        return indexed_text(self.text, self.metadata)
 
 
 @dataclass(frozen=True)

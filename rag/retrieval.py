@@ -1,7 +1,8 @@
 """Hybrid retrieval: every embedding space and the keyword index, fused, floored and de-duplicated.
 
 A question is embedded in every space that holds chunks (each with its own query prefix) and
-searched there; the keyword index is searched per space too. Spaces the question's language
+searched there; the keyword index is searched once across all spaces (one BM25 ranking: the
+same analysis everywhere, so scores compare, and a space with a few chunks cannot crowd the top). Spaces the question's language
 is not routed to count less (`other_space_weight`): an English model ranks Japanese text at
 random, while e5 still finds Japanese passages for an English question. Each of those rankings is a
 channel; channels are merged by weighted reciprocal rank fusion (scores of different models
@@ -41,12 +42,12 @@ class Reranker(Protocol):
 
 @dataclass
 class Channel:
-    """One ranking taken into fusion: dense search of a space, or keyword search of a space."""
+    """One ranking taken into fusion: dense search of a space, or keyword search of every space."""
 
-    name: str  # "dense:en", "keyword:ja"
-    space: str
+    name: str  # "dense:en", "dense:ja", "keyword"
     weight: float
-    ids: list[str]
+    keys: list[tuple[str, str]]  # (space, chunk id), best first
+    scores: list[float] = field(default_factory=list)  # the channel's own scores (cosine, BM25), same order
 
 
 @dataclass
@@ -71,6 +72,26 @@ def fuse(rankings: Sequence[tuple[Sequence, float]], rrf_k: int = 60) -> list[tu
     return sorted(scores.items(), key=lambda item: (-item[1], first_seen[item[0]]))
 
 
+def fuse_scores(rankings: Sequence[tuple[Sequence, Sequence[float], float]]) -> list[tuple[object, float]]:
+    """Weighted score fusion: each ranking's scores min-max scaled to [0, 1] within it, summed by weight.
+
+    Unlike reciprocal rank fusion it keeps how far apart a channel's hits are: a BM25 hit that
+    matched every rare word of the question outranks one that matched a single common word.
+    """
+    scores: dict[object, float] = {}
+    first_seen: dict[object, int] = {}
+    for keys, values, weight in rankings:
+        if weight <= 0 or not keys:
+            continue
+        hi, lo = max(values), min(values)
+        span = hi - lo
+        for key, value in zip(keys, values):
+            scaled = (value - lo) / span if span > 0 else 1.0
+            scores[key] = scores.get(key, 0.0) + weight * scaled
+            first_seen.setdefault(key, len(first_seen))
+    return sorted(scores.items(), key=lambda item: (-item[1], first_seen[item[0]]))
+
+
 _WORDS = re.compile(r"\w+")
 
 
@@ -90,6 +111,14 @@ def near_duplicate(a: str, b: str, threshold: float = 0.8) -> bool:
     return len(sa & sb) / len(sa | sb) >= threshold
 
 
+def _by_space(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """(space, id) keys grouped into each space's ids, in order."""
+    out: dict[str, list[str]] = {}
+    for space, cid in keys:
+        out.setdefault(space, []).append(cid)
+    return out
+
+
 class Retriever:
     """Hybrid search over a knowledge base; `retrieve` is what the answer step calls."""
 
@@ -106,10 +135,9 @@ class Retriever:
 
     # -- the steps -------------------------------------------------------------------------
     def candidates(self, question: str, where: dict | None = None) -> Candidates:
-        """Run every channel for a question: dense search in each space, keyword search in each space."""
+        """Run every channel for a question: dense search in each space, then one keyword search of all of them."""
         cfg = self.config
         found = Candidates(channels=[])
-        keywords = self.kb.keywords if cfg.keyword.enabled else None
         home = self.kb.embedding.space_for(detect_lang(question))
         for space in self.kb.embedding.spaces:
             if self.kb.store.count(space) == 0:
@@ -123,13 +151,14 @@ class Retriever:
             for p in hits:
                 found.passages[(space, p.id)] = p
             weight = cfg.dense_weight * (1.0 if space == home else cfg.other_space_weight)
-            found.channels.append(Channel(f"dense:{space}", space, weight, [p.id for p in hits]))
-            if keywords is not None and cfg.keyword.weight > 0:
-                ids = [cid for cid, _ in keywords.search(space, question, cfg.keyword.k)]
-                if where is not None:  # the index holds no metadata: filter through the store
+            found.channels.append(Channel(f"dense:{space}", weight, [(space, p.id) for p in hits], [p.score for p in hits]))
+        if cfg.keyword.enabled and cfg.keyword.weight > 0 and found.vectors:
+            hits = [(key, score) for key, score in self.kb.keywords.search_all(question, cfg.keyword.k) if key[0] in found.vectors]
+            if where is not None:  # the index holds no metadata: filter through the store
+                for space, ids in _by_space([key for key, _ in hits]).items():
                     self._load(found, space, ids, where)
-                    ids = [cid for cid in ids if (space, cid) in found.passages]
-                found.channels.append(Channel(f"keyword:{space}", space, cfg.keyword.weight, ids))
+                hits = [(key, score) for key, score in hits if key in found.passages]
+            found.channels.append(Channel("keyword", cfg.keyword.weight, [k for k, _ in hits], [s for _, s in hits]))
         return found
 
     def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None) -> None:
@@ -146,7 +175,7 @@ class Retriever:
 
     def fused(self, found: Candidates) -> list[tuple[str, str]]:
         """The (space, id) keys of all candidates in fused order."""
-        rankings = [([(c.space, cid) for cid in c.ids], c.weight) for c in found.channels]
+        rankings = [(c.keys, c.weight) for c in found.channels]
         return [key for key, _ in fuse(rankings, self.config.rrf_k)]
 
     def _passes_floor(self, p: Passage) -> bool:
@@ -177,10 +206,7 @@ class Retriever:
         first = max(depth * 2, 20)
         # the first window usually fills the result; if the floor or the collapse empties it, fetch the rest at once
         for window in (order[:first], order[first:]):
-            by_space: dict[str, list[str]] = {}
-            for space, cid in window:
-                by_space.setdefault(space, []).append(cid)
-            for space, ids in by_space.items():
+            for space, ids in _by_space(window).items():
                 self._load(found, space, ids)
             for key in window:
                 p = found.passages.get(key)

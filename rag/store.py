@@ -17,7 +17,7 @@ from filelock import FileLock, Timeout
 
 from rag.config import StoreConfig
 from rag.errors import ModelMismatchError, RagError, StoreLockedError
-from rag.records import Chunk, Locator, Passage
+from rag.records import Chunk, Locator, Passage, indexed_text
 
 logger = logging.getLogger(__name__)
 
@@ -222,16 +222,16 @@ class VectorStore:
             offset += step
 
     def vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
-        """Stored text and vector of the given ids that exist, for re-use without re-embedding."""
+        """Stored indexed text (context line + text) and vector of the given ids that exist, for re-use."""
         collection = self._get(space)
         if collection is None or not ids:
             return {}
         out: dict[str, tuple[str, np.ndarray]] = {}
         step = self.max_batch_size
         for start in range(0, len(ids), step):
-            got = collection.get(ids=list(ids[start : start + step]), include=["embeddings", "documents"])
-            for cid, doc, emb in zip(got["ids"], got["documents"], got["embeddings"]):
-                out[cid] = (doc, np.asarray(emb, dtype=np.float32))
+            got = collection.get(ids=list(ids[start : start + step]), include=["embeddings", "documents", "metadatas"])
+            for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
+                out[cid] = (indexed_text(doc or "", meta), np.asarray(emb, dtype=np.float32))
         return out
 
     def passages(self, space: str, ids: Sequence[str], where: dict | None = None) -> dict[str, tuple[Passage, np.ndarray]]:
@@ -246,15 +246,15 @@ class VectorStore:
         return out
 
     def texts(self, space: str) -> Iterable[tuple[list[str], list[str]]]:
-        """Every stored (ids, texts) of a space, page by page (to rebuild side indexes)."""
+        """Every stored (ids, indexed texts) of a space, page by page (to rebuild side indexes)."""
         collection = self._get(space)
         if collection is None:
             return
         step, offset = 5_000, 0
         while True:
-            page = collection.get(include=["documents"], limit=step, offset=offset)
+            page = collection.get(include=["documents", "metadatas"], limit=step, offset=offset)
             if page["ids"]:
-                yield list(page["ids"]), [d or "" for d in page["documents"]]
+                yield list(page["ids"]), [indexed_text(d or "", m) for d, m in zip(page["documents"], page["metadatas"])]
             if len(page["ids"]) < step:
                 return
             offset += step

@@ -277,3 +277,86 @@ def test_spaces_the_question_is_not_routed_to_weigh_less(tmp_path):
     weights = {c.name: c.weight for c in kb.retriever.candidates("where is the english page").channels}
     assert weights["dense:en"] == 1.0 and weights["dense:ja"] == pytest.approx(0.3)
     store.close()
+
+
+# -- one keyword ranking across spaces ---------------------------------------------------------
+def test_keyword_search_is_one_ranking_across_spaces():
+    texts = {"e1": "kettle boils water", "e2": "kettle handle", "j1": "kettle kettle boils water quickly", "j2": "tea leaves"}
+    split = KeywordIndex(None, KeywordConfig())
+    split.add("en", ["e1", "e2"], [texts["e1"], texts["e2"]])
+    split.add("ja", ["j1", "j2"], [texts["j1"], texts["j2"]])
+    together = KeywordIndex(None, KeywordConfig())
+    together.add("all", list(texts), list(texts.values()))
+    # the same ranking and scores as if every chunk were in one space (document frequencies over all of them)
+    expected = together.search("all", "kettle boils water", 10)
+    hits = split.search_all("kettle boils water", 10)
+    assert [cid for (_, cid), _ in hits] == [cid for cid, _ in expected]
+    assert [s for _, s in hits] == pytest.approx([s for _, s in expected])
+    assert {space for (space, _), _ in hits} == {"en", "ja"}
+    split.delete("ja", ["j1"])  # a write in any space is seen by the next search
+    assert ("ja", "j1") not in {key for key, _ in split.search_all("kettle", 10)}
+
+
+def test_a_space_with_a_few_stray_chunks_cannot_crowd_out_the_real_matches(tmp_path):
+    """Keyword search only: a Japanese question must not get an English-space aside first."""
+    config = fast_config(tmp_path / "data", retrieval={"dense_weight": 0.0})
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    topics = ["会議室の予約", "経費精算の締め切り", "有給休暇の申請", "社内ポータルの使い方", "名刺の注文"]
+    for i, topic in enumerate(topics):
+        (docs / f"ja{i}.md").write_text(f"# {topic}\n\n{topic}について説明します。手順は総務部に確認してください。\n", encoding="utf-8")
+    (docs / "ja-ingest.md").write_text(
+        "# 再取り込み\n\n再取り込みは管理者だけが実行できます。再取り込みの前に管理者を設定します。\n", encoding="utf-8"
+    )
+    # mostly English, so it is routed to the English space, but it shares the question's rarest word
+    (docs / "glossary.md").write_text(
+        "# Glossary\n\nThe Japanese UI says 管理者 where the English one says admin; see the admin guide for details.\n",
+        encoding="utf-8",
+    )
+    with open_knowledge_base(config) as kb, open_ingestor(config, kb) as ingestor:
+        ingestor.run([docs])
+        assert kb.store.count("en") >= 1 and kb.store.count("ja") >= 6
+        hits = kb.retriever.ranked("再取り込みは誰が実行できますか？管理者ですか", 3, floor=False)
+    assert hits[0].source.endswith("ja-ingest.md")
+
+
+# -- the context line: a chunk is indexed with the title and heading it lacks ------------------
+def test_a_chunk_from_the_middle_of_a_document_is_found_by_its_heading(tmp_path):
+    config = fast_config(tmp_path / "data")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    filler = " ".join(f"Paragraph {i} describes routine maintenance steps in plain words." for i in range(60))
+    (docs / "vaccines.md").write_text(
+        "# Zoster vaccine trial\n\n" + filler + "\n\nThe second dose was well tolerated by older adults.\n", encoding="utf-8"
+    )
+    (docs / "other.md").write_text("# Kettles\n\nA kettle boils water. The second kettle was tolerated.\n", encoding="utf-8")
+    with open_knowledge_base(config) as kb, open_ingestor(config, kb) as ingestor:
+        ingestor.run([docs])
+        last = kb.retriever.ranked("zoster second dose tolerated", 5, floor=False, collapse=False)
+    assert last[0].source.endswith("vaccines.md")
+    assert "well tolerated" in last[0].text
+    # what users see and quote is the chunk itself, not the context line
+    assert not last[0].text.startswith("Zoster vaccine trial")
+    assert last[0].metadata.get("context") == "Zoster vaccine trial"
+
+
+def test_renaming_a_heading_re_embeds_the_chunks_under_it(tmp_path):
+    config = fast_config(tmp_path / "data")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    body = " ".join(f"Sentence {i} about the setup of the service." for i in range(80))
+    (docs / "guide.md").write_text("# Guide\n\n## Install\n\n" + body + "\n", encoding="utf-8")
+
+    def ingest():
+        with open_knowledge_base(config) as kb, open_ingestor(config, kb) as ingestor:
+            return ingestor.run([docs])
+
+    first = ingest()
+    assert first.embedded >= 2
+    (docs / "guide.md").write_text("# Guide\n\n## Installation on Linux\n\n" + body + "\n", encoding="utf-8")
+    second = ingest()
+    assert second.updated == 1
+    assert second.embedded == first.embedded  # same texts, new context: every chunk is embedded again
+    with open_knowledge_base(config) as kb:
+        hits = kb.keywords.search("en", "linux", 10)
+        assert len(hits) == kb.store.count("en")  # the new heading is in every chunk's keyword tokens
