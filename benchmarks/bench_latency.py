@@ -76,7 +76,7 @@ def bench(n: int, queries: int, embedder) -> dict:
         write_s = time.perf_counter() - started
         started = time.perf_counter()
         keywords._matrices.clear()
-        keywords.warm("en")
+        keywords.warm()
         matrix_s = time.perf_counter() - started
         # questions sprinkled with corpus words so BM25 has hits to fuse
         rng = np.random.default_rng(1)

@@ -56,6 +56,7 @@ class Candidates:
 
     channels: list[Channel]
     passages: dict[tuple[str, str], Passage] = field(default_factory=dict)  # (space, id) -> passage with cosine
+    scores: dict[tuple[str, str], float] = field(default_factory=dict)  # (space, id) -> cosine, known before its text
     vectors: dict[str, np.ndarray] = field(default_factory=dict)  # space -> the question's vector
 
 
@@ -111,6 +112,10 @@ def near_duplicate(a: str, b: str, threshold: float = 0.8) -> bool:
     return len(sa & sb) / len(sa | sb) >= threshold
 
 
+def _scored(p: Passage, score: float) -> Passage:
+    return Passage(p.text, p.source, p.locator, score, p.space, p.id, p.metadata)
+
+
 def _by_space(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     """(space, id) keys grouped into each space's ids, in order."""
     out: dict[str, list[str]] = {}
@@ -147,11 +152,11 @@ class Retriever:
                 self._checked.add(space)
             vector = self.kb.embedder(space).embed_query(question)
             found.vectors[space] = vector
-            hits = self.kb.store.query(space, vector, cfg.dense_k, where=where)
-            for p in hits:
-                found.passages[(space, p.id)] = p
+            hits = self.kb.store.nearest(space, vector, cfg.dense_k, where=where)  # texts are fetched only for the few kept
+            keys = [(space, cid) for cid, _ in hits]
+            found.scores.update(zip(keys, (score for _, score in hits)))
             weight = cfg.dense_weight * (1.0 if space == home else cfg.other_space_weight)
-            found.channels.append(Channel(f"dense:{space}", weight, [(space, p.id) for p in hits], [p.score for p in hits]))
+            found.channels.append(Channel(f"dense:{space}", weight, keys, [score for _, score in hits]))
         if cfg.keyword.enabled and cfg.keyword.weight > 0 and found.vectors:
             hits = [(key, score) for key, score in self.kb.keywords.search_all(question, cfg.keyword.k) if key[0] in found.vectors]
             if where is not None:  # the index holds no metadata: filter through the store
@@ -161,25 +166,34 @@ class Retriever:
             found.channels.append(Channel("keyword", cfg.keyword.weight, [k for k, _ in hits], [s for _, s in hits]))
         return found
 
-    def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None) -> None:
-        """Fetch passages the dense search did not return, scored by cosine in their space."""
+    def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None, floor: float | None = None) -> None:
+        """Fetch the passages of ids not fetched yet, each scored by its cosine in the space.
+
+        Dense hits already have their cosine: with a floor, those below it are never fetched.
+        Keyword-only hits are fetched with their vectors to compute it.
+        """
         missing = [cid for cid in ids if (space, cid) not in found.passages]
-        if not missing:
-            return
+        known = [cid for cid in missing if (space, cid) in found.scores]
+        unknown = [cid for cid in missing if (space, cid) not in found.scores]
+        if floor is not None:
+            known = [cid for cid in known if found.scores[(space, cid)] >= floor]
         vector = found.vectors[space]
-        for cid, (passage, emb) in self.kb.store.passages(space, missing, where=where).items():
-            score = float(np.dot(vector, emb) / max(float(np.linalg.norm(emb)), 1e-12))
-            found.passages[(space, cid)] = Passage(
-                passage.text, passage.source, passage.locator, score, space, cid, passage.metadata
-            )
+        for cid, (passage, emb) in self.kb.store.passages(space, unknown, where=where).items():
+            found.scores[(space, cid)] = float(np.dot(vector, emb) / max(float(np.linalg.norm(emb)), 1e-12))
+            found.passages[(space, cid)] = _scored(passage, found.scores[(space, cid)])
+        for cid, (passage, _) in self.kb.store.passages(space, known, vectors=False).items():
+            found.passages[(space, cid)] = _scored(passage, found.scores[(space, cid)])
 
     def fused(self, found: Candidates) -> list[tuple[str, str]]:
         """The (space, id) keys of all candidates in fused order."""
         rankings = [(c.keys, c.weight) for c in found.channels]
         return [key for key, _ in fuse(rankings, self.config.rrf_k)]
 
+    def _floor_of(self, space: str) -> float | None:
+        return self.kb.embedding.spaces[space].min_score if space in self.kb.embedding.spaces else None
+
     def _passes_floor(self, p: Passage) -> bool:
-        floor = self.kb.embedding.spaces[p.space].min_score if p.space in self.kb.embedding.spaces else None
+        floor = self._floor_of(p.space)
         return floor is None or p.score >= floor
 
     def _collapses(self, p: Passage, kept: list[Passage], per_source: dict[str, int]) -> bool:
@@ -207,7 +221,7 @@ class Retriever:
         # the first window usually fills the result; if the floor or the collapse empties it, fetch the rest at once
         for window in (order[:first], order[first:]):
             for space, ids in _by_space(window).items():
-                self._load(found, space, ids)
+                self._load(found, space, ids, floor=self._floor_of(space) if floor else None)
             for key in window:
                 p = found.passages.get(key)
                 if p is None:  # gone from the store since the keyword index saw it

@@ -234,15 +234,19 @@ class VectorStore:
                 out[cid] = (indexed_text(doc or "", meta), np.asarray(emb, dtype=np.float32))
         return out
 
-    def passages(self, space: str, ids: Sequence[str], where: dict | None = None) -> dict[str, tuple[Passage, np.ndarray]]:
-        """Stored chunks by id (those matching where), with their vectors; score left at 0."""
+    def passages(
+        self, space: str, ids: Sequence[str], where: dict | None = None, vectors: bool = True
+    ) -> dict[str, tuple[Passage, np.ndarray | None]]:
+        """Stored chunks by id (those matching where), with their vectors unless vectors=False; score left at 0."""
         collection = self._get(space)
         if collection is None or not ids:
             return {}
-        got = collection.get(ids=list(ids), where=where, include=["documents", "metadatas", "embeddings"])
-        out: dict[str, tuple[Passage, np.ndarray]] = {}
-        for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
-            out[cid] = (_passage(space, cid, doc, meta, 0.0), np.asarray(emb, dtype=np.float32))
+        include = ["documents", "metadatas", "embeddings"] if vectors else ["documents", "metadatas"]
+        got = collection.get(ids=list(ids), where=where, include=include)
+        embeddings = got["embeddings"] if vectors else [None] * len(got["ids"])
+        out: dict[str, tuple[Passage, np.ndarray | None]] = {}
+        for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], embeddings):
+            out[cid] = (_passage(space, cid, doc, meta, 0.0), None if emb is None else np.asarray(emb, dtype=np.float32))
         return out
 
     def texts(self, space: str) -> Iterable[tuple[list[str], list[str]]]:
@@ -258,6 +262,19 @@ class VectorStore:
             if len(page["ids"]) < step:
                 return
             offset += step
+
+    def nearest(self, space: str, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """The k nearest chunk ids of a space with their cosine similarity, best first (no texts fetched)."""
+        collection = self._get(space)
+        if collection is None or k <= 0:
+            return []
+        n = collection.count()
+        if n == 0:
+            return []
+        result = collection.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(k, n), where=where, include=["distances"]
+        )
+        return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
 
     def query(self, space: str, vector: np.ndarray, k: int, where: dict | None = None) -> list[Passage]:
         """The k nearest chunks of a space, best first, score = cosine similarity."""
