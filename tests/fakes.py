@@ -31,7 +31,7 @@ class FakeChat:
 class FakeOpenAIServer:
     """/v1/chat/completions on 127.0.0.1, answering from a script of behaviours, one per request.
 
-    Behaviours: ("ok", text), ("hang", seconds), ("status", code, headers), ("malformed",),
+    Behaviours: ("ok", text) or ("ok", text, seconds between streamed pieces), ("hang", seconds), ("status", code, headers), ("malformed",),
     ("empty",), ("stream_malformed",). After the script runs out, the last one repeats.
     """
 
@@ -98,7 +98,10 @@ class FakeOpenAIServer:
             if kind == "stream_malformed":
                 handler.wfile.write(b"data: {not json\n\n")
             else:
+                pause = step[2] if kind == "ok" and len(step) > 2 else 0.0
                 for i in range(0, len(text), 4):
+                    if pause:
+                        time.sleep(pause)  # a model writing at its own pace
                     chunk = {
                         "id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "fake",
                         "choices": [{"index": 0, "delta": {"content": text[i : i + 4]}, "finish_reason": None}],
