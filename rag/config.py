@@ -171,7 +171,7 @@ class KeywordConfig(_Strict):
     """The keyword (BM25) channel and how it cuts English and Japanese into tokens."""
 
     enabled: bool = Field(True, description="Search a BM25 index beside the vectors and fuse its hits in.")
-    k: int = Field(100, ge=1, le=1000, description="Keyword hits per space taken into fusion.")
+    k: int = Field(100, ge=1, le=1000, description="Keyword hits (one ranking across all spaces) taken into fusion.")
     weight: float = Field(1.5, ge=0, description="Weight of the keyword channel in reciprocal rank fusion.")
     japanese: Literal["sudachi", "bigram", "sudachi+bigram"] = Field(
         "sudachi+bigram", description="Japanese tokens: Sudachi morphemes, character bigrams, or both."
@@ -187,8 +187,15 @@ class RetrievalConfig(_Strict):
     """How a question becomes passages: dense search per space, keyword search, fusion, floor."""
 
     dense_k: int = Field(100, ge=1, le=1000, description="Nearest chunks per embedding space taken into fusion.")
-    dense_weight: float = Field(1.0, ge=0, description="Weight of each dense channel in reciprocal rank fusion.")
-    rrf_k: int = Field(10, ge=1, description="The k of reciprocal rank fusion: 1/(k + rank).")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of each dense channel in the fusion.")
+    fusion: Literal["score", "rrf"] = Field(
+        "score",
+        description=(
+            "How channels are merged: score (each channel's scores min-max scaled within the question's hits, "
+            "weighted sum) or rrf (reciprocal rank fusion, weight / (rrf_k + rank))."
+        ),
+    )
+    rrf_k: int = Field(10, ge=1, description="The k of reciprocal rank fusion: 1/(k + rank) (fusion: rrf).")
     other_space_weight: float = Field(
         0.3,
         ge=0,

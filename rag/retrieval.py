@@ -5,8 +5,10 @@ searched there; the keyword index is searched once across all spaces (one BM25 r
 same analysis everywhere, so scores compare, and a space with a few chunks cannot crowd the top). Spaces the question's language
 is not routed to count less (`other_space_weight`): an English model ranks Japanese text at
 random, while e5 still finds Japanese passages for an English question. Each of those rankings is a
-channel; channels are merged by weighted reciprocal rank fusion (scores of different models
-and of BM25 are not comparable, ranks are). Each passage then gets its cosine similarity to
+channel. Channels are merged by weighted score fusion: raw cosines and BM25 scores are not
+comparable, so each channel's scores are min-max scaled within the question's hits first
+(this keeps the gaps that reciprocal rank fusion throws away; it measured better on both
+tuning sets, docs/BENCHMARKS.md); `retrieval.fusion: rrf` gives reciprocal rank fusion. Each passage then gets its cosine similarity to
 the question in its own space as its score, and passages below the space's floor
 (`embedding.spaces.<name>.min_score`) are dropped: the answer step says "not found" on an
 empty list. Neighbouring chunks of one source and near-copies are collapsed into the best one.
@@ -186,8 +188,9 @@ class Retriever:
 
     def fused(self, found: Candidates) -> list[tuple[str, str]]:
         """The (space, id) keys of all candidates in fused order."""
-        rankings = [(c.keys, c.weight) for c in found.channels]
-        return [key for key, _ in fuse(rankings, self.config.rrf_k)]
+        if self.config.fusion == "score":
+            return [key for key, _ in fuse_scores([(c.keys, c.scores, c.weight) for c in found.channels])]
+        return [key for key, _ in fuse([(c.keys, c.weight) for c in found.channels], self.config.rrf_k)]
 
     def _floor_of(self, space: str) -> float | None:
         return self.kb.embedding.spaces[space].min_score if space in self.kb.embedding.spaces else None

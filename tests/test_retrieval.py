@@ -15,7 +15,7 @@ from rag.errors import ConfigError
 from rag.keywords import Analyzer, KeywordIndex
 from rag.knowledge import KnowledgeBase
 from rag.records import Chunk, Locator
-from rag.retrieval import Retriever, fuse, near_duplicate
+from rag.retrieval import Retriever, fuse, fuse_scores, near_duplicate
 from rag.store import VectorStore
 from tests.conftest import REPO, fast_config
 
@@ -34,6 +34,21 @@ def test_rrf_sums_reciprocal_ranks_and_weights():
     order = [key for key, _ in fuse([(["a", "b", "c"], 1.0), (["c", "a"], 3.0)], rrf_k=60)]
     assert order[0] == "c"
     assert fuse([(["a"], 0.0)]) == []
+
+
+def test_score_fusion_scales_each_ranking_and_keeps_the_gaps():
+    dense = (["a", "b", "d", "c"], [0.80, 0.79, 0.60, 0.40], 1.0)  # a and b nearly tied, c far behind
+    keyword = (["c", "b"], [12.0, 2.0], 1.0)  # c matched every rare word, b one common word
+    fused = dict(fuse_scores([dense, keyword]))
+    assert fused["a"] == pytest.approx(1.0)  # top of dense, absent from keyword
+    assert fused["b"] == pytest.approx((0.79 - 0.40) / 0.40 + 0.0)
+    assert fused["c"] == pytest.approx(0.0 + 1.0)
+    # rank fusion would put b first (2nd + 2nd); scores keep that b's keyword hit was weak
+    assert [k for k, _ in fuse([(dense[0], 1.0), (keyword[0], 1.0)], rrf_k=10)][0] == "b"
+    assert set([k for k, _ in fuse_scores([dense, keyword])][:2]) == {"a", "c"}
+    # a single hit, or equal scores, count as the top of their ranking; weight 0 drops a ranking
+    assert dict(fuse_scores([(["x"], [3.0], 2.0)])) == {"x": 2.0}
+    assert fuse_scores([(["x"], [3.0], 0.0)]) == []
 
 
 def test_near_duplicate_detects_copies_but_not_different_texts():
@@ -322,7 +337,7 @@ def test_a_space_with_a_few_stray_chunks_cannot_crowd_out_the_real_matches(tmp_p
 
 # -- the context line: a chunk is indexed with the title and heading it lacks ------------------
 def test_a_chunk_from_the_middle_of_a_document_is_found_by_its_heading(tmp_path):
-    config = fast_config(tmp_path / "data")
+    config = fast_config(tmp_path / "data", retrieval={"dense_weight": 0.0})  # hashing vectors carry no meaning
     docs = tmp_path / "docs"
     docs.mkdir()
     filler = " ".join(f"Paragraph {i} describes routine maintenance steps in plain words." for i in range(60))
