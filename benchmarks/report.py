@@ -23,7 +23,8 @@ def write_section(text: str, start: str, end: str, title: str, path: Path = BENC
 
 
 def measured_on() -> str:
-    """'Measured <UTC time> on N cores (<cpu>), Python X': when and where a figure was taken."""
+    """'Measured <UTC time> on N cores (<cpu>), Python X, load average L': when and where a figure was taken."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-    return f"Measured {now} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+    load = os.getloadavg()[0]  # other work on the machine shows here: timings under load are upper bounds
+    return f"Measured {now} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, load average {load:.1f}"

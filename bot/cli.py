@@ -479,7 +479,7 @@ def serve_slack(obj: _Context, mode: str | None, port: int | None) -> None:
       ragbot serve slack                       # Socket Mode, no public URL needed
       ragbot serve slack --mode http --port 3000
     """
-    from bot.runtime import build_answerer, build_bot_core, open_knowledge_base
+    from bot.runtime import build_answerer, build_bot_core, open_knowledge_base, prepare_for_serving
     from bot.slack_app import api_url, build_slack_app, build_web_client, run_socket_mode, serve_http
 
     config, _ = obj.config
@@ -495,6 +495,7 @@ def serve_slack(obj: _Context, mode: str | None, port: int | None) -> None:
         answerer = build_answerer(config, kb)
         core = build_bot_core(config, kb, answerer, admins=config.slack.admins, channel_sets=config.slack.channels)
         app = build_slack_app(core, config.slack, build_web_client(token, base_url), signing_secret=secret, socket_mode=mode == "socket")
+        prepare_for_serving(kb)
         try:
             if mode == "socket":
                 click.echo(f"ragbot on Slack (Socket Mode, answers: {answerer.mode}). Ctrl-C stops.", err=True)
@@ -525,7 +526,7 @@ def serve_discord(obj: _Context) -> None:
       DISCORD_TOKEN=... ragbot serve discord
     """
     from bot.discord_app import build_discord_client
-    from bot.runtime import build_answerer, build_bot_core, open_knowledge_base
+    from bot.runtime import build_answerer, build_bot_core, open_knowledge_base, prepare_for_serving
 
     config, _ = obj.config
     token = _require_env("DISCORD_TOKEN", "Set it to the bot token (Developer Portal > your application > Bot > Reset Token)", "Discord")
@@ -537,6 +538,7 @@ def serve_discord(obj: _Context) -> None:
             channel_sets={str(k): v for k, v in dc.channels.items()},
         )
         client = build_discord_client(core, dc)
+        prepare_for_serving(kb)
         click.echo(f"ragbot on Discord (answers: {answerer.mode}, message content: {dc.message_content}). Ctrl-C stops.", err=True)
         try:
             client.run(token, log_handler=None)  # logging is configured by this CLI

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +14,28 @@ from ingest.pipeline import Ingestor
 from rag.keywords import KeywordIndex
 from rag.knowledge import KnowledgeBase
 from rag.store import VectorStore
+
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_for_serving(kb: KnowledgeBase) -> None:
+    """Load what the first question would load, then take the long-lived heap out of the collector.
+
+    A bot answers on worker threads while its event loop must keep answering the platform
+    within its deadlines. Python's full (generation 2) garbage collection walks every tracked
+    object, and with the models, Chroma and the keyword index loaded that walk took up to
+    290 ms; whichever thread triggers it holds the GIL throughout, so the event loop stalled
+    that long (benchmarks/bench_discord.py). Models are loaded here, then `gc.freeze()` moves
+    everything alive to the permanent generation: later collections walk only what answers create.
+    """
+    try:
+        kb.retrieve("warm up", k=1)  # loads each non-empty space's model and builds the BM25 matrix
+    except Exception as exc:  # an empty or broken store still serves (and says so per question)
+        logger.warning("warm-up search failed: %s", exc)
+    gc.collect()
+    gc.freeze()
+    logger.info("%d long-lived objects frozen out of garbage collection", gc.get_freeze_count())
 
 
 def manifest_path(config: AppConfig) -> Path:

@@ -424,3 +424,23 @@ def test_mentions_are_neutralised_in_answers():
     payload = reply_payloads(Reply("ping @everyone and @here and <@123> and <@&456>", kind="answer"))[0]
     description = payload["embed"]["description"]
     assert "@everyone" not in description and "<@123>" not in description and "<@&456>" not in description
+
+
+def test_prepare_for_serving_loads_the_models_and_freezes_the_heap(tmp_path):
+    """Full garbage collections over the loaded models stalled the event loop; serving freezes them out."""
+    import gc
+
+    from bot.runtime import open_ingestor, open_knowledge_base, prepare_for_serving
+    from tests.conftest import SAMPLES, fast_config
+
+    config = fast_config(tmp_path / "data")
+    with open_knowledge_base(config) as kb:
+        with open_ingestor(config, kb) as ingestor:
+            ingestor.run([SAMPLES])
+        kb.keywords._matrices.clear()
+        try:
+            prepare_for_serving(kb)
+            assert gc.get_freeze_count() > 10_000
+            assert None in kb.keywords._matrices  # the BM25 matrix is built before the first question
+        finally:
+            gc.unfreeze()
