@@ -263,39 +263,31 @@ class VectorStore:
                 return
             offset += step
 
-    def nearest(self, space: str, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
-        """The k nearest chunk ids of a space with their cosine similarity, best first (no texts fetched)."""
+    def _query(self, space: str, vector: np.ndarray, k: int, where: dict | None, include: list[str]) -> dict | None:
         collection = self._get(space)
         if collection is None or k <= 0:
-            return []
+            return None
         n = collection.count()
         if n == 0:
-            return []
-        result = collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(k, n), where=where, include=["distances"]
+            return None
+        return collection.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(k, n), where=where, include=include
         )
+
+    def nearest(self, space: str, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """The k nearest chunk ids of a space with their cosine similarity, best first (no texts fetched)."""
+        result = self._query(space, vector, k, where, ["distances"])
+        if result is None:
+            return []
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
 
     def query(self, space: str, vector: np.ndarray, k: int, where: dict | None = None) -> list[Passage]:
         """The k nearest chunks of a space, best first, score = cosine similarity."""
-        collection = self._get(space)
-        if collection is None or k <= 0:
+        result = self._query(space, vector, k, where, ["documents", "metadatas", "distances"])
+        if result is None:
             return []
-        n = collection.count()
-        if n == 0:
-            return []
-        result = collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=min(k, n),
-            where=where,
-            include=["documents", "metadatas", "distances"],
-        )
-        passages = []
-        for cid, doc, meta, dist in zip(
-            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
-        ):
-            passages.append(_passage(space, cid, doc, meta, 1.0 - float(dist)))
-        return passages
+        rows = zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0])
+        return [_passage(space, cid, doc, meta, 1.0 - float(dist)) for cid, doc, meta, dist in rows]
 
 
 def _passage(space: str, cid: str, doc: str | None, meta: dict | None, score: float) -> Passage:
