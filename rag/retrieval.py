@@ -2,16 +2,18 @@
 
 A question is embedded in every space that holds chunks (each with its own query prefix) and
 searched there; the keyword index is searched once across all spaces (one BM25 ranking: the
-same analysis everywhere, so scores compare, and a space with a few chunks cannot crowd the top). Spaces the question's language
-is not routed to count less (`other_space_weight`): an English model ranks Japanese text at
-random, while e5 still finds Japanese passages for an English question. Each of those rankings is a
-channel. Channels are merged by weighted score fusion: raw cosines and BM25 scores are not
-comparable, so each channel's scores are min-max scaled within the question's hits first
-(this keeps the gaps that reciprocal rank fusion throws away; it measured better on both
-tuning sets, docs/BENCHMARKS.md); `retrieval.fusion: rrf` gives reciprocal rank fusion. Each passage then gets its cosine similarity to
-the question in its own space as its score, and passages below the space's floor
-(`embedding.spaces.<name>.min_score`) are dropped: the answer step says "not found" on an
-empty list. Neighbouring chunks of one source and near-copies are collapsed into the best one.
+analysis is the same everywhere, so scores compare, and a space holding a few chunks cannot
+crowd the top). Spaces the question's language is not routed to count less
+(`other_space_weight`): an English model ranks Japanese text at random, while e5 still finds
+Japanese passages for an English question. Each of those rankings is a channel. Channels are
+merged by weighted score fusion: raw cosines and BM25 scores are not comparable, so each
+channel's scores are min-max scaled within the question's hits first (this keeps the gaps that
+reciprocal rank fusion throws away, and measured better on both tuning sets,
+docs/BENCHMARKS.md); `retrieval.fusion: rrf` gives reciprocal rank fusion. Each passage then
+gets its cosine similarity to the question in its own space as its score, and passages below
+the space's floor (`embedding.spaces.<name>.min_score`) are dropped: the answer step says "not
+found" on an empty list. Neighbouring chunks of one source and near-copies are collapsed into
+the best one.
 """
 
 from __future__ import annotations
