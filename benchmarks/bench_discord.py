@@ -11,6 +11,9 @@ discord.py's HTTP layer is real (see tests/discord_fakes.py). Two kinds of answe
 - `--answerer busy`: a worst case that burns --answer-s seconds of pure-Python CPU per answer,
   holding the GIL the whole time (nothing real does: torch, Chroma and socket reads release it).
 
+Both start as `ragbot serve discord` does (bot.runtime.prepare_for_serving: models and tiktoken
+encodings loaded, heap frozen out of the garbage collector, 1 ms GIL switch interval).
+
     .venv/bin/python benchmarks/bench_discord.py [--answerer real|busy] [--answer-s 2] [--probes 100] [--no-write]
 """
 
@@ -73,7 +76,7 @@ def real_answerer(stack: contextlib.ExitStack, tmp: Path, answer_s: float):
     with open_ingestor(config, kb) as ingestor:
         ingestor.run([ROOT / "samples"])
     answerer = build_answerer(config, kb)
-    prepare_for_serving(kb)  # as `ragbot serve discord` does before connecting
+    prepare_for_serving(kb, (config.llm.encoding, config.ingest.chunking.encoding))  # as `ragbot serve discord` does
     return answerer
 
 
@@ -131,7 +134,13 @@ async def run(h: Harness, probes: int) -> dict:
 
 def measure(kind: str, answer_s: float, probes: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        answerer = real_answerer(stack, Path(tmp), answer_s) if kind == "real" else BusyAnswerer(answer_s)
+        if kind == "real":
+            answerer = real_answerer(stack, Path(tmp), answer_s)
+        else:
+            from bot.runtime import tune_for_serving
+
+            answerer = BusyAnswerer(answer_s)
+            tune_for_serving()  # as `ragbot serve discord` does
         h = Harness(Path(tmp), answerer=answerer, bot=BotConfig(workers=4, queue_size=16, rate_limit=1000))
 
         async def go():
@@ -161,7 +170,8 @@ def main(argv=None) -> int:
     lines = [
         START,
         f"{measured_on()}. 20 `/ask` answers in flight on 4 workers, {args.probes} more `/ask` arriving every 50 ms "
-        "(beyond the queue they get the private \"busy\" reply, after their defer); discord.py's HTTP layer faked.",
+        "(beyond the queue they get the private \"busy\" reply, after their defer); discord.py's HTTP layer faked; "
+        "process prepared as `ragbot serve discord` prepares it (models and encodings loaded, `gc.freeze()`, 1 ms switch interval).",
         "",
         "| answers | interaction -> defer p50 / p99 / max (target p99 < 500 ms) | event-loop stall p99 / max, 10 ms heartbeat (target max < 100 ms) |",
         "|---|---|---|",

@@ -495,7 +495,7 @@ def serve_slack(obj: _Context, mode: str | None, port: int | None) -> None:
         answerer = build_answerer(config, kb)
         core = build_bot_core(config, kb, answerer, admins=config.slack.admins, channel_sets=config.slack.channels)
         app = build_slack_app(core, config.slack, build_web_client(token, base_url), signing_secret=secret, socket_mode=mode == "socket")
-        prepare_for_serving(kb)
+        prepare_for_serving(kb, (config.llm.encoding, config.ingest.chunking.encoding))
         try:
             if mode == "socket":
                 click.echo(f"ragbot on Slack (Socket Mode, answers: {answerer.mode}). Ctrl-C stops.", err=True)
@@ -538,7 +538,7 @@ def serve_discord(obj: _Context) -> None:
             channel_sets={str(k): v for k, v in dc.channels.items()},
         )
         client = build_discord_client(core, dc)
-        prepare_for_serving(kb)
+        prepare_for_serving(kb, (config.llm.encoding, config.ingest.chunking.encoding))
         click.echo(f"ragbot on Discord (answers: {answerer.mode}, message content: {dc.message_content}). Ctrl-C stops.", err=True)
         try:
             client.run(token, log_handler=None)  # logging is configured by this CLI

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import re
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,23 +20,40 @@ from rag.store import VectorStore
 logger = logging.getLogger(__name__)
 
 
-def prepare_for_serving(kb: KnowledgeBase) -> None:
-    """Load what the first question would load, then take the long-lived heap out of the collector.
+SWITCH_INTERVAL_S = 0.001  # serving: how long a thread may hold the GIL while another waits (Python's default: 5 ms)
 
-    A bot answers on worker threads while its event loop must keep answering the platform
-    within its deadlines. Python's full (generation 2) garbage collection walks every tracked
-    object, and with the models, Chroma and the keyword index loaded that walk took up to
-    290 ms; whichever thread triggers it holds the GIL throughout, so the event loop stalled
-    that long (benchmarks/bench_discord.py). Models are loaded here, then `gc.freeze()` moves
-    everything alive to the permanent generation: later collections walk only what answers create.
+
+def tune_for_serving() -> None:
+    """Process settings for a bot: the event loop must get the GIL back quickly from answer threads.
+
+    A worker running pure-Python code keeps the GIL until the interpreter's switch interval
+    forces a hand-over; with 4 busy workers and the 5 ms default the event loop waited up to
+    0.2 s for its turn, 40 ms at 1 ms (benchmarks/bench_discord.py, worst case). Then
+    `gc.freeze()` moves everything alive (models, indexes) to the permanent generation: a full
+    garbage collection walks every tracked object with the GIL held, which over the loaded
+    models took up to 0.29 s; later collections walk only what answers create.
     """
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    gc.collect()
+    gc.freeze()
+    logger.info("%d long-lived objects frozen out of garbage collection", gc.get_freeze_count())
+
+
+def prepare_for_serving(kb: KnowledgeBase, encodings: tuple[str, ...] = ()) -> None:
+    """Load what the first question would load (models, BM25 matrix, tiktoken encodings), then tune_for_serving().
+
+    Loading lazily inside the first answers held the GIL on a worker thread while the event
+    loop waited (a tiktoken encoding alone took about 0.1 s).
+    """
+    from rag.tokens import get_encoding
+
+    for name in encodings:
+        get_encoding(name)
     try:
         kb.retrieve("warm up", k=1)  # loads each non-empty space's model and builds the BM25 matrix
     except Exception as exc:  # an empty or broken store still serves (and says so per question)
         logger.warning("warm-up search failed: %s", exc)
-    gc.collect()
-    gc.freeze()
-    logger.info("%d long-lived objects frozen out of garbage collection", gc.get_freeze_count())
+    tune_for_serving()
 
 
 def manifest_path(config: AppConfig) -> Path:

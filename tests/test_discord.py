@@ -429,6 +429,7 @@ def test_mentions_are_neutralised_in_answers():
 def test_prepare_for_serving_loads_the_models_and_freezes_the_heap(tmp_path):
     """Full garbage collections over the loaded models stalled the event loop; serving freezes them out."""
     import gc
+    import sys
 
     from bot.runtime import open_ingestor, open_knowledge_base, prepare_for_serving
     from tests.conftest import SAMPLES, fast_config
@@ -438,9 +439,12 @@ def test_prepare_for_serving_loads_the_models_and_freezes_the_heap(tmp_path):
         with open_ingestor(config, kb) as ingestor:
             ingestor.run([SAMPLES])
         kb.keywords._matrices.clear()
+        interval = sys.getswitchinterval()
         try:
-            prepare_for_serving(kb)
+            prepare_for_serving(kb, ("o200k_base",))
             assert gc.get_freeze_count() > 10_000
             assert None in kb.keywords._matrices  # the BM25 matrix is built before the first question
+            assert sys.getswitchinterval() == pytest.approx(0.001)  # answer threads hand the GIL back sooner
         finally:
             gc.unfreeze()
+            sys.setswitchinterval(interval)
