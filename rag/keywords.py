@@ -3,9 +3,10 @@
 Why our own index rather than bm25s: bm25s cannot add or remove documents, so every ingest
 (and every deleted file) would mean re-tokenizing the whole corpus. Here each chunk's tokens
 are stored once, in SQLite in the data directory, when the knowledge base writes the chunk;
-deleting a chunk deletes its row. The BM25 weight matrix of a space is derived from those rows
-in memory (sparse, term-major, like bm25s's eager scoring) the first time a space is searched
-after a change, and a restart loads the rows again without re-reading any source file.
+deleting a chunk deletes its row. The BM25 weight matrix (one over every space: questions
+are ranked across spaces at once) is derived from those rows in memory (sparse, term-major,
+like bm25s's eager scoring) at the first search after a change, and a restart loads the rows
+again without re-reading any source file.
 
 Tokens: Latin-script words are lower-cased, English stop words dropped and Snowball-stemmed
 (PyStemmer). Japanese runs go through Sudachi (dictionary from the sudachidict-core package;
