@@ -32,7 +32,7 @@ from evaluation.beir import load_dataset  # noqa: E402
 from evaluation.metrics import score_all  # noqa: E402
 from evaluation.runner import DEPTH, eval_knowledge_base, precompute_queries  # noqa: E402
 from rag.embedders import build_embedder  # noqa: E402
-from rag.retrieval import Retriever, fuse, fuse_scores  # noqa: E402
+from rag.retrieval import Retriever, _by_space, fuse, fuse_scores  # noqa: E402
 
 KEYWORD_WEIGHTS = [0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, None]  # None: keyword channel alone
 RRF_KS = [5, 10, 20, 60]
@@ -43,18 +43,11 @@ def collect(retriever: Retriever, question: str):
     found = retriever.candidates(question)
     docs = {}
     for c in found.channels:
-        for space, ids in _group(c.keys).items():
+        for space, ids in _by_space(c.keys).items():
             retriever._load(found, space, ids)
     for key, p in found.passages.items():
         docs[key] = str(p.metadata.get("row_id"))
     return [(c.name, c.keys, c.scores) for c in found.channels], docs
-
-
-def _group(keys):
-    out = {}
-    for space, cid in keys:
-        out.setdefault(space, []).append(cid)
-    return out
 
 
 def doc_ranking(fused, docs):

@@ -126,13 +126,16 @@ class Analyzer:
         return out
 
 
-class _SpaceMatrix:
-    """BM25 weights of some chunks: a documents x terms sparse matrix, searched by summing columns."""
+class _Matrix:
+    """BM25 weights of every indexed chunk: a chunks x terms sparse matrix, searched by summing columns."""
 
-    def __init__(self, ids: list, docs: list[list[str]], k1: float, b: float):
+    def __init__(self, keys: list[tuple[str, str]], docs: list[list[str]], k1: float, b: float):
         from scipy import sparse
 
-        self.ids = ids
+        self.keys = keys  # (space, id) per row
+        spaces = sorted({space for space, _ in keys})
+        self._space_code = {space: code for code, space in enumerate(spaces)}
+        self._space_of = np.asarray([self._space_code[space] for space, _ in keys], dtype=np.int32)
         vocab: dict[str, int] = {}
         rows, cols, tfs = [], [], []
         lengths = np.zeros(len(docs), dtype=np.float32)
@@ -155,16 +158,19 @@ class _SpaceMatrix:
         weights = idf[cols_a] * tf * (k1 + 1.0) / (tf + norm)
         self.matrix = sparse.csc_matrix((weights, (rows_a, cols_a)), shape=(n, max(len(vocab), 1)))
 
-    def search(self, tokens: Sequence[str], k: int) -> list[tuple[object, float]]:
+    def search(self, tokens: Sequence[str], k: int, space: str | None = None) -> list[tuple[tuple[str, str], float]]:
+        """The k best rows sharing a token with the question (only those of space, when given)."""
         cols = sorted({self.vocab[t] for t in tokens if t in self.vocab})
-        if not cols or k <= 0:
+        if not cols or k <= 0 or (space is not None and space not in self._space_code):
             return []
         scores = np.asarray(self.matrix[:, cols].sum(axis=1)).ravel()
         hit = np.flatnonzero(scores > 0)
+        if space is not None:
+            hit = hit[self._space_of[hit] == self._space_code[space]]
         if len(hit) > k:
             hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
         hit = hit[np.argsort(-scores[hit], kind="stable")]
-        return [(self.ids[i], float(scores[i])) for i in hit]
+        return [(self.keys[i], float(scores[i])) for i in hit]
 
 
 class KeywordIndex:
@@ -182,7 +188,7 @@ class KeywordIndex:
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._db.commit()
         self._lock = threading.RLock()
-        self._matrices: dict[str | None, _SpaceMatrix] = {}  # per space, and None: every space at once
+        self._all: _Matrix | None = None  # built at the first search after a change
 
     def close(self) -> None:
         """Close the database."""
@@ -220,7 +226,7 @@ class KeywordIndex:
             self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", rows)
             self._mark_current()
             self._db.commit()
-            self._forget(space)
+            self._all = None
 
     def delete(self, space: str, ids: Iterable[str]) -> None:
         """Remove chunks (missing ids are ignored)."""
@@ -230,14 +236,14 @@ class KeywordIndex:
         with self._lock:
             self._db.executemany("DELETE FROM chunks WHERE space=? AND id=?", [(space, cid) for cid in ids])
             self._db.commit()
-            self._forget(space)
+            self._all = None
 
     def drop(self, space: str) -> None:
         """Remove a whole space."""
         with self._lock:
             self._db.execute("DELETE FROM chunks WHERE space=?", (space,))
             self._db.commit()
-            self._forget(space)
+            self._all = None
 
     def clear(self) -> None:
         """Remove everything (before a rebuild with another analysis)."""
@@ -245,34 +251,22 @@ class KeywordIndex:
             self._db.execute("DELETE FROM chunks")
             self._mark_current()
             self._db.commit()
-            self._matrices.clear()
-
-    def _forget(self, space: str) -> None:
-        self._matrices.pop(space, None)
-        self._matrices.pop(None, None)
+            self._all = None
 
     # -- reads -----------------------------------------------------------------------------
-    def _matrix(self, space: str | None) -> _SpaceMatrix:
+    def _matrix(self) -> _Matrix:
         with self._lock:
-            matrix = self._matrices.get(space)
-            if matrix is None:
-                ids, docs = [], []
-                if space is None:
-                    rows = self._db.execute("SELECT space, id, tokens FROM chunks ORDER BY space, id")
-                    for sp, cid, tokens in rows:
-                        ids.append((sp, cid))
-                        docs.append(tokens.split())
-                else:
-                    for cid, tokens in self._db.execute("SELECT id, tokens FROM chunks WHERE space=? ORDER BY id", (space,)):
-                        ids.append(cid)
-                        docs.append(tokens.split())
-                matrix = _SpaceMatrix(ids, docs, self.config.k1, self.config.b)
-                self._matrices[space] = matrix
-            return matrix
+            if self._all is None:
+                keys, docs = [], []
+                for space, cid, tokens in self._db.execute("SELECT space, id, tokens FROM chunks ORDER BY space, id"):
+                    keys.append((space, cid))
+                    docs.append(tokens.split())
+                self._all = _Matrix(keys, docs, self.config.k1, self.config.b)
+            return self._all
 
-    def warm(self, space: str | None = None) -> None:
-        """Build a BM25 matrix (a space's, or by default the all-spaces one) now rather than at its first search."""
-        self._matrix(space)
+    def warm(self) -> None:
+        """Build the BM25 matrix now rather than at the first search."""
+        self._matrix()
 
     def _query_tokens(self, query: str) -> list[str]:
         return [t.replace(" ", "_") for t in self.analyzer.tokens(query)]
@@ -280,7 +274,7 @@ class KeywordIndex:
     def search(self, space: str, query: str, k: int) -> list[tuple[str, float]]:
         """The k best (id, BM25 score) of one space for a question; only chunks sharing a token."""
         tokens = self._query_tokens(query)
-        return self._matrix(space).search(tokens, k) if tokens else []
+        return [(cid, score) for (_, cid), score in self._matrix().search(tokens, k, space)] if tokens else []
 
     def search_all(self, query: str, k: int) -> list[tuple[tuple[str, str], float]]:
         """The k best ((space, id), BM25 score) across every space, as one ranking.
@@ -290,7 +284,7 @@ class KeywordIndex:
         chunks cannot put its weak matches at the top of a ranking of its own.
         """
         tokens = self._query_tokens(query)
-        return self._matrix(None).search(tokens, k) if tokens else []
+        return self._matrix().search(tokens, k) if tokens else []
 
 
 def bm25_idf(n: int, df: int) -> float:

@@ -438,12 +438,12 @@ def test_prepare_for_serving_loads_the_models_and_freezes_the_heap(tmp_path):
     with open_knowledge_base(config) as kb:
         with open_ingestor(config, kb) as ingestor:
             ingestor.run([SAMPLES])
-        kb.keywords._matrices.clear()
+        kb.keywords._all = None
         interval = sys.getswitchinterval()
         try:
             prepare_for_serving(kb, ("o200k_base",))
             assert gc.get_freeze_count() > 10_000
-            assert None in kb.keywords._matrices  # the BM25 matrix is built before the first question
+            assert kb.keywords._all is not None  # the BM25 matrix is built before the first question
             assert sys.getswitchinterval() == pytest.approx(0.001)  # answer threads hand the GIL back sooner
         finally:
             gc.unfreeze()
