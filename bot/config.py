@@ -40,7 +40,10 @@ class BotConfig(_Strict):
     rate_window_s: float = Field(60.0, gt=0, description="The window of the per-user rate limit, in seconds.")
     threads_remembered: int = Field(1000, ge=1, description="Chat threads whose conversation is kept for follow-ups (least recent dropped).")
     ingest_paths: list[str] = Field(
-        default_factory=list, description="What an admin re-ingest reads when no PATH is given."
+        default_factory=list,
+        description="The folders chat commands may re-ingest: what /ragbot-ingest reads when no PATH is given, and the only "
+        "places a PATH named in chat may resolve into (after ~, .. and symlinks; relative entries are relative to the bot's "
+        "working directory). Empty: chat commands cannot ingest explicit paths. The local `ragbot ingest` is not limited.",
     )
 
 

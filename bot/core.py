@@ -16,6 +16,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from bot.config import BotConfig
 from bot.feedback import Feedback, FeedbackStore
@@ -29,6 +31,25 @@ from rag.messages import text as rag_text
 logger = logging.getLogger(__name__)
 
 Deliver = Callable[["Reply"], None]
+
+
+class IngestRunner(Protocol):
+    """Runs an ingest of paths; with roots, folder walks never follow a symlink out of them."""
+
+    def __call__(self, paths: list[str], roots: list[str] | None = None) -> object: ...
+
+
+def resolve_path(path: str | Path, base: Path | None = None) -> Path:
+    """A path as the host sees it: `~` expanded, relative to base (the working directory), `..` and symlinks resolved."""
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute():
+        candidate = (base or Path.cwd()) / candidate
+    return candidate.resolve()
+
+
+def inside(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether a resolved path is one of the roots or lies under one."""
+    return any(path == root or path.is_relative_to(root) for root in roots)
 
 
 @dataclass(frozen=True)
@@ -136,7 +157,7 @@ class BotCore:
         channel_sets: Mapping[str, Sequence[str]] | None = None,
         admins: Sequence[str] = (),
         admin_roles: Sequence[str] = (),
-        run_ingest: Callable[[list[str]], object] | None = None,
+        run_ingest: IngestRunner | None = None,
         status: Callable[[], dict] | None = None,
         history_turns: int = 4,
         max_question_chars: int = 2000,
@@ -275,15 +296,40 @@ class BotCore:
         """Whether the user (or one of their roles) may run admin commands; checked here, never left to the platform."""
         return str(user) in self.admins or bool(self.admin_roles.intersection(str(r) for r in roles))
 
+    def ingest_roots(self) -> list[Path]:
+        """The folders chat commands may ingest (bot.ingest_paths), resolved now."""
+        return [resolve_path(root) for root in self.config.ingest_paths]
+
     def ingest(
         self, user: str, paths: Sequence[str], on_done: Deliver, command: str = "/ragbot-ingest", roles: Sequence[str] = ()
     ) -> Reply:
-        """Start a background re-ingest (admins only, one at a time); on_done gets the summary."""
+        """Start a background re-ingest (admins only, one at a time, inside bot.ingest_paths); on_done gets the summary.
+
+        A chat admin is not the host's operator: every path named in chat must resolve (after
+        `~`, `..` and symlinks) inside the configured roots, and the walk is told to follow no
+        symlink out of them. The local CLI (`ragbot ingest PATH`) is not limited.
+        """
         if not self.is_admin(user, roles):
             return Reply(bot_text("admin_only", command=command), private=True, kind="refused")
-        paths = list(paths) or list(self.config.ingest_paths)
-        if not paths:
-            return Reply(bot_text("ingest_no_paths"), private=True, kind="refused")
+        roots = self.ingest_roots()
+        shown_roots = ", ".join(root.as_posix() for root in roots)
+        if not roots:
+            logger.warning("refused a chat ingest by %s: bot.ingest_paths is empty", user)
+            return Reply(bot_text("ingest_no_roots"), private=True, kind="refused")
+        if paths:
+            resolved = []
+            for path in paths:
+                target = resolve_path(path)
+                if not inside(target, roots):
+                    logger.warning("refused a chat ingest of %r (resolves to %s) by %s: outside bot.ingest_paths", path, target, user)
+                    return Reply(
+                        bot_text("ingest_outside_roots", path=path, resolved=target.as_posix(), roots=shown_roots),
+                        private=True, kind="refused",
+                    )
+                resolved.append(target.as_posix())
+            paths = resolved
+        else:
+            paths = [root.as_posix() for root in roots]
         if self.run_ingest is None:
             return Reply(bot_text("ingest_error", paths=", ".join(paths), error="ingest is not available here"), private=True, kind="error")
         state = self._ingest
@@ -298,12 +344,13 @@ class BotCore:
 
         def work() -> None:
             try:
-                report = self.run_ingest(paths)
+                report = self.run_ingest(paths, roots=[root.as_posix() for root in roots])
                 summary = bot_text(
                     "ingest_done", paths=shown, seconds=report.seconds, added=report.added, updated=report.updated,
                     unchanged=report.unchanged, deleted=report.deleted, failed=len(report.failed),
                 )
                 lines = [summary] + [bot_text("ingest_failed_line", source=f.source, reason=f.reason) for f in report.failed[:10]]
+                lines += [bot_text("ingest_failed_line", source=w.source, reason=w.reason) for w in getattr(report, "warnings", [])[:10]]
                 reply = Reply("\n".join(lines), kind="admin")
             except Exception as exc:  # the error is the summary; the bot lives on
                 logger.exception("admin re-ingest failed")

@@ -116,9 +116,10 @@ def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), ch
     from bot.core import BotCore
     from bot.feedback import FeedbackStore
 
-    def run_ingest(paths):
+    def run_ingest(paths: list[str], roots: list[str] | None = None):
         with open_ingestor(config, kb) as ingestor:
-            return ingestor.run([Path(p).expanduser() for p in paths])
+            confine = [Path(r) for r in roots] if roots is not None else None
+            return ingestor.run([Path(p).expanduser() for p in paths], confine_to=confine)
 
     def status() -> dict:
         spaces = kb.status()

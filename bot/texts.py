@@ -53,9 +53,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "A re-ingest is already running (started by <@{user}> {seconds} s ago). Wait for its summary, then try again.",
         "ja": "再取り込みはすでに実行中です（<@{user}> さんが {seconds} 秒前に開始）。結果の投稿を待ってから再度どうぞ。",
     },
-    "ingest_no_paths": {
-        "en": "No paths given and `bot.ingest_paths` is empty in config.yaml. Usage: `/ragbot-ingest PATH...`",
-        "ja": "パスが指定されておらず、config.yaml の `bot.ingest_paths` も空です。使い方: `/ragbot-ingest PATH...`",
+    "ingest_no_roots": {
+        "en": "Chat commands can only re-ingest inside the folders listed in `bot.ingest_paths` of config.yaml, and that list is empty. "
+        "Ask the host's operator to add the folder there, or to run `ragbot ingest PATH` on the host.",
+        "ja": "チャットからの再取り込みは config.yaml の `bot.ingest_paths` に列挙されたフォルダ内に限られますが、この一覧は空です。"
+        "ホストの管理者にフォルダの追加、またはホスト上での `ragbot ingest PATH` の実行を依頼してください。",
+    },
+    "ingest_outside_roots": {
+        "en": "Refused: `{path}` resolves to {resolved}, which is outside the folders chat commands may re-ingest "
+        "(`bot.ingest_paths`: {roots}). Name a path inside them, or ask the host's operator to run `ragbot ingest PATH`.",
+        "ja": "拒否しました: `{path}` は {resolved} を指しており、チャットから再取り込みできるフォルダ（`bot.ingest_paths`: {roots}）の外です。"
+        "その中のパスを指定するか、ホストの管理者に `ragbot ingest PATH` の実行を依頼してください。",
     },
     "ingest_done": {
         "en": "Re-ingest of {paths} finished in {seconds:.1f} s: {added} added, {updated} updated, "

@@ -14,6 +14,7 @@ import fnmatch
 import hashlib
 import json
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -94,33 +95,94 @@ def _text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def discover(paths: Sequence[Path], exclude: Sequence[str]) -> tuple[list[Path], list[Failure]]:
-    """Files to ingest under the given paths, and explicitly named files that cannot be."""
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def _anchor(path: Path) -> Path:
+    """Where a named path's sources live: a folder fully resolved, a file under its resolved folder (a link keeps its name)."""
+    if path.is_dir():
+        return path.resolve()
+    absolute = path.expanduser().absolute()
+    return absolute.parent.resolve() / absolute.name
+
+
+def _walk(root: Path, exclude: Sequence[str], confine: Sequence[Path] | None, warnings: list[Failure]) -> list[Path]:
+    """Supported files under root, each named by the path it was found at (a symlink keeps its own name).
+
+    A file's identity is its path under the root, not its link target: removing the link
+    removes the source. Symlinked folders are followed except into a folder already on the
+    way down (a loop) or, with confine, out of the confined roots; both are reported.
+    """
+    files: list[Path] = []
+    stack: list[tuple[Path, Path, frozenset[Path]]] = [(root, root, frozenset({root}))]  # (as found, real, real chain)
+    while stack:
+        folder, real, chain = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            warnings.append(Failure(folder.as_posix(), f"folder skipped: cannot read it ({exc.strerror})"))
+            continue
+        for entry in entries:
+            if any(fnmatch.fnmatch(entry.name, pattern) for pattern in exclude):
+                continue
+            path = folder / entry.name
+            if entry.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):  # dangling, or a chain of links that never ends
+                    warnings.append(Failure(path.as_posix(), "symlink skipped: its target does not exist or loops"))
+                    continue
+                if confine is not None and not _inside(target, confine):
+                    warnings.append(Failure(path.as_posix(), f"symlink to {target.as_posix()} not followed: outside the ingest roots"))
+                    continue
+                if target.is_dir():
+                    if target in chain:
+                        warnings.append(Failure(path.as_posix(), f"symlink loop skipped: it points back to {target.as_posix()}"))
+                    else:
+                        stack.append((path, target, chain | {target}))
+                elif target.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
+                    files.append(path)
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((path, real / entry.name, chain | {real / entry.name}))
+            elif entry.is_file(follow_symlinks=False) and path.suffix.lower() in SUPPORTED_SUFFIXES:
+                files.append(path)
+    return files
+
+
+def discover(
+    paths: Sequence[Path], exclude: Sequence[str], confine_to: Sequence[Path] | None = None
+) -> tuple[list[Path], list[Failure], list[Failure]]:
+    """Files to ingest under the given paths, explicitly named files that cannot be, and warnings (skipped links).
+
+    With confine_to (chat-triggered ingests), no symlink is followed out of those roots.
+    """
     files: list[Path] = []
     rejected: list[Failure] = []
+    warnings: list[Failure] = []
+    confine = [Path(r).resolve() for r in confine_to] if confine_to is not None else None
     for path in paths:
         if not path.exists():
             raise IngestError(f"{path}: no such file or folder")
         if path.is_file():
-            if path.suffix.lower() in SUPPORTED_SUFFIXES:
-                files.append(path.resolve())
+            anchored = _anchor(path)
+            if confine is not None and not _inside(path.resolve(), confine):
+                rejected.append(Failure(anchored.as_posix(), "outside the ingest roots"))
+            elif path.suffix.lower() in SUPPORTED_SUFFIXES:
+                files.append(anchored)
             else:
                 reason = f"unsupported file type '{path.suffix or path.name}' (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})"
-                rejected.append(Failure(path.resolve().as_posix(), reason))
+                rejected.append(Failure(anchored.as_posix(), reason))
             continue
-        for child in sorted(path.rglob("*")):
-            relative = child.relative_to(path).parts
-            if any(fnmatch.fnmatch(part, pattern) for part in relative for pattern in exclude):
-                continue
-            if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES:
-                files.append(child.resolve())
+        files.extend(_walk(path.resolve(), exclude, confine, warnings))
     unique = sorted(set(files))
-    return unique, rejected
+    return unique, rejected, warnings
 
 
 def _in_scope(source: str, roots: Sequence[Path]) -> bool:
     for root in roots:
-        root_s = root.resolve().as_posix()
+        root_s = _anchor(root).as_posix()
         if source == root_s or source.startswith(root_s.rstrip("/") + "/"):
             return True
     return False
@@ -158,8 +220,11 @@ class Ingestor:
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     # -- the run -------------------------------------------------------------------------
-    def run(self, paths: Sequence[Path], rebuild: bool = False) -> IngestReport:
-        """Bring the store in line with the files under paths; see IngestReport."""
+    def run(self, paths: Sequence[Path], rebuild: bool = False, confine_to: Sequence[Path] | None = None) -> IngestReport:
+        """Bring the store in line with the files under paths; see IngestReport.
+
+        confine_to (chat-triggered runs): folder walks follow no symlink out of these roots.
+        """
         lock = FileLock(str(self._lock_path))
         try:
             lock.acquire(timeout=0)
@@ -168,15 +233,16 @@ class Ingestor:
                 "Another ingest is already running on this data directory; wait for it to finish."
             ) from None
         try:
-            return self._run(paths, rebuild)
+            return self._run(paths, rebuild, confine_to)
         finally:
             lock.release()
 
-    def _run(self, paths: Sequence[Path], rebuild: bool) -> IngestReport:
+    def _run(self, paths: Sequence[Path], rebuild: bool, confine_to: Sequence[Path] | None = None) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
-        files, rejected = discover(paths, self.config.exclude)
+        files, rejected, skipped = discover(paths, self.config.exclude, confine_to)
         report.failed.extend(rejected)
+        report.warnings.extend(skipped)
 
         spaces = list(self.kb.embedding.spaces)
         if rebuild:

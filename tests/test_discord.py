@@ -326,10 +326,12 @@ class FakeReport:
 
 
 @pytest.mark.parametrize("user, roles, allowed", [(ADMIN, (), True), (8, (ADMIN_ROLE,), True), (8, (12345,), False)])
-def test_ingest_is_checked_in_code_by_user_or_role(tmp_path, user, roles, allowed):
+def test_ingest_is_checked_in_code_by_user_or_role(tmp_path, monkeypatch, user, roles, allowed):
     ran = []
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path)
 
-    def run_ingest(paths):
+    def run_ingest(paths, roots=None):
         ran.append(paths)
         return FakeReport()
 
@@ -340,11 +342,11 @@ def test_ingest_is_checked_in_code_by_user_or_role(tmp_path, user, roles, allowe
             if len(h.at(FOLLOWUP)) >= (2 if allowed else 1):
                 break
 
-    h = drive(tmp_path, scenario, run_ingest=run_ingest)
+    h = drive(tmp_path, scenario, run_ingest=run_ingest, bot=BotConfig(ingest_paths=["docs"]))
     assert h.calls[0].path == CALLBACK
     texts = [c.content for c in h.at(FOLLOWUP)]
     if allowed:
-        assert ran == [["docs/"]]
+        assert ran == [[(tmp_path / "docs").resolve().as_posix()]]
         assert any("started" in t for t in texts) and any("finished in 1.5 s" in t for t in texts)
     else:
         assert ran == [] and "Only ragbot admins" in texts[0]

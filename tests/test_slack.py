@@ -305,16 +305,18 @@ def test_feedback_is_stored_with_question_answer_and_sources(slack):
     assert vote.answer.startswith("Admins run") and vote.sources[0]["url"] == "https://wiki.example.com/faq"
 
 
-def test_admin_ingest_runs_in_background_once_and_posts_a_summary(tmp_path):
+def test_admin_ingest_runs_in_background_once_and_posts_a_summary(tmp_path, monkeypatch):
     from ingest.pipeline import Failure, IngestReport
 
     gate = threading.Event()
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path)
 
-    def run_ingest(paths):
+    def run_ingest(paths, roots=None):
         gate.wait(10)
         return IngestReport(added=2, updated=1, unchanged=5, deleted=1, failed=[Failure("/x/bad.pdf", "broken")], seconds=1.5)
 
-    h = Harness(tmp_path, run_ingest=run_ingest)
+    h = Harness(tmp_path, run_ingest=run_ingest, bot=BotConfig(ingest_paths=["docs"]))
     try:
         status, body, _ = h.command("/ragbot-ingest", "docs/", user="U1")
         assert status == 200 and "Only ragbot admins" in body
