@@ -140,3 +140,41 @@ def test_chat_ingest_walk_follows_no_symlink_out_of_the_root_while_the_cli_does(
         with open_ingestor(config, kb) as ingestor:
             report = ingestor.run([host / "docs"])
         assert report.added == 2 and any("hunter2" in p.text for p in kb.search("payroll export password hunter2", k=3))
+
+
+# -- 4. a symlinked file is a source under the root it was found in ---------------------------------
+def test_removing_a_link_to_an_outside_file_removes_its_chunks(tmp_path):
+    from bot.runtime import open_ingestor, open_knowledge_base
+
+    docs, elsewhere = tmp_path / "docs", tmp_path / "elsewhere"
+    docs.mkdir()
+    elsewhere.mkdir()
+    (docs / "handbook.md").write_text("# Handbook\n\nMeeting rooms are booked in the lobby.\n", encoding="utf-8")
+    (elsewhere / "payroll.md").write_text("# Payroll\n\nThe payroll export runs on the first Monday.\n", encoding="utf-8")
+    (docs / "link.md").symlink_to(elsewhere / "payroll.md")
+    config = fast_config(tmp_path / "data")
+    with open_knowledge_base(config) as kb, open_ingestor(config, kb) as ingestor:
+        first = ingestor.run([docs])
+        assert first.added == 2
+        assert any("payroll export" in p.text for p in kb.search("payroll export", k=3))
+        (docs / "link.md").unlink()
+        second = ingestor.run([docs])
+        assert second.deleted == 1
+        assert all("payroll export" not in p.text for p in kb.search("payroll export", k=3))
+
+
+def test_symlink_loops_and_dangling_links_are_reported(tmp_path):
+    from bot.runtime import open_ingestor, open_knowledge_base
+
+    docs = tmp_path / "docs"
+    (docs / "a").mkdir(parents=True)
+    (docs / "a" / "note.md").write_text("# Note\n\nA note.\n", encoding="utf-8")
+    (docs / "a" / "loop").symlink_to(docs, target_is_directory=True)
+    (docs / "gone.md").symlink_to(tmp_path / "missing.md")
+    config = fast_config(tmp_path / "data")
+    with open_knowledge_base(config) as kb, open_ingestor(config, kb) as ingestor:
+        report = ingestor.run([docs])
+    assert report.added == 1
+    warnings = {w.source.rsplit("/", 2)[-2] + "/" + w.source.rsplit("/", 1)[-1]: w.reason for w in report.warnings}
+    assert "symlink loop" in warnings["a/loop"]
+    assert "does not exist" in warnings["docs/gone.md"]
