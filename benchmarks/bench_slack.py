@@ -31,7 +31,8 @@ from benchmarks.report import write_section  # noqa: E402
 from bot.config import BotConfig, SlackConfig  # noqa: E402
 from bot.core import BotCore  # noqa: E402
 from bot.feedback import FeedbackStore  # noqa: E402
-from bot.slack_app import build_slack_app, build_web_client, serve_http  # noqa: E402
+from bot.slack_app import build_slack_app, build_web_client  # noqa: E402
+from bot.slack_http import serve_http  # noqa: E402
 from tests.slack_fakes import SECRET, FakeSlackAPI, event_body, post, signed_headers  # noqa: E402
 
 START, END = "<!-- slack:start -->", "<!-- slack:end -->"
@@ -56,7 +57,7 @@ def run_load(answerer, events: int, concurrency: int, retries: int, workdir: Pat
     api = FakeSlackAPI()
     core = BotCore(answerer, BotConfig(workers=concurrency, queue_size=events, rate_limit=events), FeedbackStore(workdir))
     app = build_slack_app(core, SlackConfig(stream_interval_s=0), build_web_client("xoxb-bench", api.base_url), signing_secret=SECRET)
-    server = serve_http(app, "127.0.0.1", 0)
+    server = serve_http(app, "127.0.0.1", 0, signing_secret=SECRET)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
     questions = [

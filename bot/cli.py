@@ -466,9 +466,10 @@ def _require_env(name: str, why: str, section: str = "Slack") -> str:
 
 @serve.command(name="slack")
 @click.option("--mode", type=click.Choice(["socket", "http"]), default=None, help="socket (default; SLACK_APP_TOKEN) or http (SLACK_SIGNING_SECRET).")
+@click.option("--host", default=None, help="http mode: interface to listen on (default slack.host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="http mode: port for POST /slack/events (default slack.port).")
 @click.pass_obj
-def serve_slack(obj: _Context, mode: str | None, port: int | None) -> None:
+def serve_slack(obj: _Context, mode: str | None, host: str | None, port: int | None) -> None:
     """Answer @mentions, DMs, /ask and admin commands in Slack.
 
     \b
@@ -477,10 +478,12 @@ def serve_slack(obj: _Context, mode: str | None, port: int | None) -> None:
     \b
     Examples:
       ragbot serve slack                       # Socket Mode, no public URL needed
-      ragbot serve slack --mode http --port 3000
+      ragbot serve slack --mode http --port 3000   # on 127.0.0.1, behind a reverse proxy
+      ragbot serve slack --mode http --host 0.0.0.0 # every interface (TLS must still end somewhere)
     """
     from bot.runtime import build_answerer, build_bot_core, open_knowledge_base, prepare_for_serving
-    from bot.slack_app import api_url, build_slack_app, build_web_client, run_socket_mode, serve_http
+    from bot.slack_app import api_url, build_slack_app, build_web_client, run_socket_mode
+    from bot.slack_http import serve_http
 
     config, _ = obj.config
     mode = mode or config.slack.mode
@@ -501,15 +504,19 @@ def serve_slack(obj: _Context, mode: str | None, port: int | None) -> None:
                 click.echo(f"ragbot on Slack (Socket Mode, answers: {answerer.mode}). Ctrl-C stops.", err=True)
                 run_socket_mode(app, app_token, base_url)
             else:
-                server = serve_http(app, config.slack.host, port or config.slack.port)
+                host = host or config.slack.host
+                server = serve_http(
+                    app, host, port or config.slack.port, signing_secret=secret,
+                    max_body_bytes=config.slack.max_body_kb * 1024, read_timeout_s=config.slack.read_timeout_s,
+                )
                 click.echo(
-                    f"ragbot on Slack (HTTP, answers: {answerer.mode}) at http://{config.slack.host}:{server.server_address[1]}/slack/events. Ctrl-C stops.",
+                    f"ragbot on Slack (HTTP, answers: {answerer.mode}) at http://{host}:{server.server_address[1]}/slack/events. Ctrl-C stops.",
                     err=True,
                 )
                 try:
                     server.serve_forever()
                 finally:
-                    server.server_close()
+                    server.shutdown()
         finally:
             core.close()
 

@@ -55,8 +55,16 @@ class SlackConfig(_Strict):
         default_factory=dict, description="Channel id (C..., G..., D...) -> knowledge sets it searches."
     )
     mode: str = Field("socket", description="socket (SLACK_APP_TOKEN, no public URL) or http (SLACK_SIGNING_SECRET).")
-    host: str = Field("0.0.0.0", description="http mode: interface to listen on.")
+    host: str = Field(
+        "127.0.0.1", description="http mode: interface to listen on (loopback: put an HTTPS reverse proxy in front; --host overrides)."
+    )
     port: int = Field(3000, ge=1, le=65535, description="http mode: port; Slack posts to /slack/events.")
+    max_body_kb: int = Field(
+        1024, ge=16, le=65536, description="http mode: largest request body accepted; larger ones get 413 unread (Slack's are a few KB)."
+    )
+    read_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="http mode: a request not fully received in this time (a slow client) is disconnected."
+    )
     stream_interval_s: float = Field(
         1.5, ge=0, description="Least seconds between edits of the placeholder while an answer streams (0: no streaming)."
     )

@@ -15,9 +15,8 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -38,7 +37,6 @@ from rag.lang import detect_lang
 logger = logging.getLogger(__name__)
 
 API_URL_ENV = "SLACK_API_URL"
-EVENTS_PATH = "/slack/events"
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
@@ -254,46 +252,6 @@ def build_slack_app(
         ack(text=core.status(command["channel_id"]).text)
 
     return app
-
-
-class _Handler(BaseHTTPRequestHandler):
-    app: App  # set on the subclass built by serve_http
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # noqa: A002 - requests are logged by Bolt at debug level
-        pass
-
-    def do_GET(self):
-        self._send(BoltResponse(status=404, body="") if self.path != "/healthz" else BoltResponse(status=200, body="ok"))
-
-    def do_POST(self):
-        path, _, query = self.path.partition("?")
-        if path != EVENTS_PATH:
-            self._send(BoltResponse(status=404, body=""))
-            return
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
-        self._send(self.app.dispatch(BoltRequest(body=body, query=query, headers=self.headers)))
-
-    def _send(self, resp: BoltResponse) -> None:
-        data = (resp.body if isinstance(resp.body, str) else __import__("json").dumps(resp.body)).encode("utf-8")
-        self.send_response(resp.status)
-        for key, values in resp.headers.items():
-            if key.lower() != "content-length":
-                for value in values:
-                    self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-def serve_http(app: App, host: str, port: int) -> ThreadingHTTPServer:
-    """A threaded HTTP server for Bolt on host:port (POST /slack/events); call serve_forever()."""
-    handler = type("SlackEventsHandler", (_Handler,), {"app": app})
-    # the stdlib's listen backlog of 5 makes a burst of Slack deliveries wait for TCP retransmits (1-3 s)
-    server_class = type("SlackEventsServer", (ThreadingHTTPServer,), {"request_queue_size": 128})
-    server = server_class((host, port), handler)
-    server.daemon_threads = True
-    return server
 
 
 def run_socket_mode(app: App, app_token: str, base_url: str) -> None:

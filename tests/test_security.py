@@ -11,7 +11,8 @@ import pytest
 from bot.config import BotConfig, SlackConfig
 from bot.core import BotCore
 from bot.feedback import FeedbackStore
-from bot.slack_app import build_slack_app, build_web_client, serve_http
+from bot.slack_app import build_slack_app, build_web_client
+from bot.slack_http import serve_http
 from tests.conftest import fast_config
 from tests.slack_fakes import SECRET, FakeSlackAPI, command_body, post, signed_headers
 from tests.test_slack import FakeAnswerer, Harness
@@ -120,7 +121,7 @@ def test_chat_ingest_walk_follows_no_symlink_out_of_the_root_while_the_cli_does(
     with open_knowledge_base(config) as kb:
         core = build_bot_core(config, kb, FakeAnswerer(), admins=config.slack.admins)
         app = build_slack_app(core, config.slack, build_web_client("xoxb-test", api.base_url), signing_secret=SECRET)
-        server = serve_http(app, "127.0.0.1", 0)
+        server = serve_http(app, "127.0.0.1", 0, signing_secret=SECRET)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
@@ -178,3 +179,142 @@ def test_symlink_loops_and_dangling_links_are_reported(tmp_path):
     warnings = {w.source.rsplit("/", 2)[-2] + "/" + w.source.rsplit("/", 1)[-1]: w.reason for w in report.warnings}
     assert "symlink loop" in warnings["a/loop"]
     assert "does not exist" in warnings["docs/gone.md"]
+
+
+# -- 3. the Slack HTTP endpoint does no work for strangers --------------------------------------------
+def _raw_request(port: int, head: str, body: bytes = b"", timeout: float = 10) -> bytes:
+    """Send head + body on a plain socket and read what comes back until the server closes or stops."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head.encode() + body)
+        chunks = []
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+                if b"\r\n\r\n" in b"".join(chunks) and b"Connection: close" not in b"".join(chunks):
+                    break
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return b"".join(chunks)
+
+
+def test_huge_unsigned_post_is_refused_413_without_reading_the_body(slack_server):
+    port = slack_server.port
+    head = (
+        "POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 400000000\r\n\r\n"
+    )
+    reply = _raw_request(port, head, b"{" + b" " * 65535)  # 64 KiB of the promised 400 MB, then silence
+    assert reply.startswith(b"HTTP/1.1 413")
+
+
+def test_guard_answers_413_unread_under_any_wsgi_server():
+    """The guard itself (as under a multi-process WSGI server with no body limit of its own) never reads a big body."""
+    from bot.slack_http import guard_slack_requests
+
+    class Untouchable:
+        def read(self, *args):
+            raise AssertionError("the body was read")
+
+    statuses = []
+    app = guard_slack_requests(lambda e, s: [b""], SECRET, max_body_bytes=1 << 20)
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/slack/events", "CONTENT_LENGTH": "400000000", "wsgi.input": Untouchable()}
+    app(environ, lambda status, headers: statuses.append(status))
+    assert statuses == ["413 Content Too Large"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["not-json", "timestamp-abc", "unsigned", "json-array"],
+)
+def test_malformed_requests_get_4xx_and_one_log_line_without_traceback(slack_server, caplog, case):
+    import logging
+    import time as _time
+
+    caplog.set_level(logging.DEBUG)
+    body = "this is not json" if case == "not-json" else ("[1, 2]" if case == "json-array" else '{"type": "event_callback"}')
+    headers = signed_headers(body)
+    if case == "timestamp-abc":
+        headers["X-Slack-Request-Timestamp"] = "abc"
+    if case == "unsigned":
+        headers.pop("X-Slack-Signature")
+    status, _, _ = post(slack_server.url, body, headers)
+    _time.sleep(0.2)
+    assert status == {"not-json": 400, "timestamp-abc": 400, "unsigned": 401, "json-array": 400}[case]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    refusals = [r for r in caplog.records if r.name == "bot.slack_http"]
+    assert len(refusals) == 1 and "refused POST /slack/events" in refusals[0].getMessage()
+    assert "Traceback" not in caplog.text
+    assert slack_server.answerer.calls == []
+
+
+def test_a_slow_client_holds_no_worker_and_is_dropped(tmp_path):
+    """One worker thread: a client trickling its headers neither blocks a signed request nor stays forever."""
+    import socket
+    import time as _time
+
+    h = SlackServer(tmp_path, read_timeout_s=1.0, threads=1)
+    try:
+        slow = socket.create_connection(("127.0.0.1", h.port), timeout=15)
+        slow.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\n")
+        body = '{"type": "url_verification", "challenge": "still-serving", "token": "legacy"}'
+        status, text, _ = post(h.url, body, signed_headers(body))
+        assert status == 200 and "still-serving" in text  # answered while the slow client is still sending
+        closed = False
+        deadline = _time.monotonic() + 10
+        while _time.monotonic() < deadline and not closed:
+            try:
+                slow.sendall(b"X")
+                slow.settimeout(0.5)
+                closed = slow.recv(1) == b""
+            except TimeoutError:
+                pass
+            except OSError:
+                closed = True
+        slow.close()
+        assert closed, "the slow client was never disconnected"
+    finally:
+        h.close()
+
+
+def test_http_mode_listens_on_loopback_by_default_and_has_a_host_option():
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    assert SlackConfig().host == "127.0.0.1"
+    result = CliRunner().invoke(cli, ["serve", "slack", "--help"])
+    assert "--host" in result.output and "127.0.0.1" in result.output
+
+
+class SlackServer:
+    """The real HTTP endpoint (guard, Bolt's WSGI adapter, waitress) over a core with a fake answerer."""
+
+    def __init__(self, tmp_path, read_timeout_s: float = 10.0, threads: int = 4):
+        from bot.slack_http import SlackHTTPServer, build_slack_wsgi
+
+        self.api = FakeSlackAPI()
+        self.answerer = FakeAnswerer()
+        slack = SlackConfig(admins=["UADMIN"], stream_interval_s=0)
+        self.core = BotCore(self.answerer, BotConfig(), FeedbackStore(tmp_path), status=lambda: {"sources": 3, "chunks": 42, "spaces": []})
+        app = build_slack_app(self.core, slack, build_web_client("xoxb-test", self.api.base_url), signing_secret=SECRET)
+        self.server = SlackHTTPServer(build_slack_wsgi(app, SECRET, 1 << 20), "127.0.0.1", 0, 1 << 20, read_timeout_s, threads=threads)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/slack/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.core.close()
+        self.api.close()
+
+
+@pytest.fixture
+def slack_server(tmp_path):
+    server = SlackServer(tmp_path)
+    yield server
+    server.close()

@@ -11,7 +11,8 @@ import pytest
 from bot.config import BotConfig, SlackConfig
 from bot.core import BotCore
 from bot.feedback import FeedbackStore
-from bot.slack_app import build_slack_app, build_web_client, serve_http
+from bot.slack_app import build_slack_app, build_web_client
+from bot.slack_http import serve_http
 from bot.slack_format import FEEDBACK_HELPFUL, SHARE_ACTION
 from rag.answer import Answer
 from rag.citations import Citation
@@ -64,7 +65,7 @@ class Harness:
         )
         client = build_web_client("xoxb-test", self.api.base_url)
         self.app = build_slack_app(self.core, slack, client, signing_secret=SECRET)
-        self.server = serve_http(self.app, "127.0.0.1", 0)
+        self.server = serve_http(self.app, "127.0.0.1", 0, signing_secret=SECRET)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slack/events"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.response_url = f"http://127.0.0.1:{self.api.port}/response/1"

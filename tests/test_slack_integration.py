@@ -6,7 +6,8 @@ import pytest
 
 from bot.config import AppConfig
 from bot.runtime import build_answerer, build_bot_core, open_ingestor, open_knowledge_base
-from bot.slack_app import build_slack_app, build_web_client, serve_http
+from bot.slack_app import build_slack_app, build_web_client
+from bot.slack_http import serve_http
 from tests.conftest import SAMPLES
 from tests.slack_fakes import SECRET, FakeSlackAPI, event_body, post, signed_headers
 
@@ -24,7 +25,7 @@ def test_mention_answered_from_the_sample_corpus_with_sources(tmp_path, monkeypa
             ingestor.run([SAMPLES])
         core = build_bot_core(config, kb, build_answerer(config, kb, model=None))
         app = build_slack_app(core, config.slack, build_web_client("xoxb-test", api.base_url), signing_secret=SECRET)
-        server = serve_http(app, "127.0.0.1", 0)
+        server = serve_http(app, "127.0.0.1", 0, signing_secret=SECRET)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
