@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -39,6 +39,10 @@ class BotConfig(_Strict):
     rate_limit: int = Field(6, ge=1, description="Questions one user may ask per rate_window_s.")
     rate_window_s: float = Field(60.0, gt=0, description="The window of the per-user rate limit, in seconds.")
     threads_remembered: int = Field(1000, ge=1, description="Chat threads whose conversation is kept for follow-ups (least recent dropped).")
+    status_for: Literal["admins", "everyone"] = Field(
+        "admins",
+        description="Who may run /ragbot-status (counts, models, knowledge sets): admins only, or everyone. Same on every platform.",
+    )
     ingest_paths: list[str] = Field(
         default_factory=list,
         description="The folders chat commands may re-ingest: what /ragbot-ingest reads when no PATH is given, and the only "

@@ -371,8 +371,10 @@ class BotCore:
         """Whether an admin re-ingest is running."""
         return self._ingest.running
 
-    def status(self, channel: str) -> Reply:
-        """What is indexed, how answers are made, and what this channel searches."""
+    def status(self, channel: str, user: str = "", roles: Sequence[str] = (), command: str = "/ragbot-status") -> Reply:
+        """What is indexed, how answers are made, and what this channel searches (admins only unless bot.status_for: everyone)."""
+        if self.config.status_for != "everyone" and not self.is_admin(user, roles):
+            return Reply(bot_text("admin_only", command=command), private=True, kind="refused")
         data = self.status_provider() if self.status_provider else {"sources": 0, "chunks": 0, "spaces": []}
         lines = [
             bot_text(

@@ -274,12 +274,12 @@ class RagbotClient(discord.Client):
         await self._followup(interaction, reply)
 
     async def handle_status(self, interaction: discord.Interaction) -> None:
-        """/ragbot-status: admins only; what is indexed and what this channel searches."""
+        """/ragbot-status: what is indexed and what this channel searches (who may see it is the core's rule)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if not self.core.is_admin(str(interaction.user.id), self._roles(interaction.user)):
-            reply = Reply(bot_text("admin_only", command="/ragbot-status"), private=True, kind="refused")
-        else:
-            reply = await asyncio.to_thread(self.core.status, self._sets_channel(interaction.channel, interaction.channel_id))
+        reply = await asyncio.to_thread(
+            self.core.status, self._sets_channel(interaction.channel, interaction.channel_id),
+            str(interaction.user.id), self._roles(interaction.user),
+        )
         await self._followup(interaction, reply)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
@@ -326,10 +326,12 @@ class RagbotClient(discord.Client):
         async def ingest(interaction: discord.Interaction, paths: str = "") -> None:
             await self.handle_ingest(interaction, paths)
 
-        @self.tree.command(name="ragbot-status", description="Admins: what is indexed and what this channel searches.")
-        @app_commands.default_permissions(manage_guild=True)
         async def status(interaction: discord.Interaction) -> None:
             await self.handle_status(interaction)
+
+        if self.core.config.status_for == "admins":  # a hint only; the core decides
+            status = app_commands.default_permissions(manage_guild=True)(status)
+        self.tree.command(name="ragbot-status", description="What is indexed and what this channel searches.")(status)
 
         @self.tree.error
         async def on_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

@@ -249,7 +249,7 @@ def build_slack_app(
 
     @app.command("/ragbot-status")
     def on_status(ack, command: dict) -> None:
-        ack(text=core.status(command["channel_id"]).text)
+        ack(text=core.status(command["channel_id"], command["user_id"]).text)
 
     return app
 

@@ -318,3 +318,30 @@ def slack_server(tmp_path):
     server = SlackServer(tmp_path)
     yield server
     server.close()
+
+
+# -- 7. one /ragbot-status policy, in the core ------------------------------------------------------
+@pytest.mark.parametrize("status_for", ["admins", "everyone"])
+def test_status_policy_is_the_same_on_slack_and_discord(tmp_path, status_for):
+    from tests.discord_fakes import interaction_payload
+    from tests.test_discord import FOLLOWUP, drive
+
+    bot = BotConfig(status_for=status_for)
+    h = Harness(tmp_path, bot=bot)
+    try:
+        _, slack_member, _ = h.command("/ragbot-status", "", user="U1")
+        _, slack_admin, _ = h.command("/ragbot-status", "", user="UADMIN")
+    finally:
+        h.close()
+
+    async def scenario(d):
+        d.interaction(interaction_payload("ragbot-status", user=8))
+
+    d = drive(tmp_path, scenario, bot=bot)
+    [discord_member] = [c.content for c in d.at(FOLLOWUP)]
+    assert "42 chunk(s)" in slack_admin
+    if status_for == "admins":
+        assert "Only ragbot admins" in slack_member and "Only ragbot admins" in discord_member
+        assert "42 chunk(s)" not in slack_member + discord_member
+    else:
+        assert "42 chunk(s)" in slack_member and "42 chunk(s)" in discord_member

@@ -329,7 +329,7 @@ def test_admin_ingest_runs_in_background_once_and_posts_a_summary(tmp_path, monk
         [summary] = h.api.wait_for("chat.postMessage", 1, where=lambda p: "finished" in p.get("text", ""))
         assert "2 added, 1 updated, 5 unchanged, 1 deleted, 1 failed" in summary["text"]
         assert "bad.pdf: broken" in summary["text"]
-        status, body, _ = h.command("/ragbot-status", "", channel="CHR")
+        status, body, _ = h.command("/ragbot-status", "", user="UADMIN", channel="CHR")
         assert "3 source(s), 42 chunk(s)" in body and "hr" in body
     finally:
         gate.set()
