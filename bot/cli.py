@@ -455,12 +455,11 @@ def serve() -> None:
     """Run a chat bot (Slack or Discord) over the ingested documents."""
 
 
-def _require_env(name: str, why: str, section: str = "Slack") -> str:
-    import os
-
-    value = os.environ.get(name)
+def _require_secret(config, name: str, why: str, section: str = "Slack") -> str:
+    """A secret the config section resolved from the environment, or an error naming its variable."""
+    value = config.secret_value(name)
     if not value:
-        raise RagError(f"{name} is not set. {why} (see the README's {section} section).")
+        raise RagError(f"{config.secret_env(name)} is not set. {why} (see the README's {section} section).")
     return value
 
 
@@ -487,12 +486,12 @@ def serve_slack(obj: _Context, mode: str | None, host: str | None, port: int | N
 
     config, _ = obj.config
     mode = mode or config.slack.mode
-    token = _require_env("SLACK_BOT_TOKEN", "Set it to the app's Bot User OAuth Token (xoxb-...)")
+    token = _require_secret(config.slack, "bot_token", "Set it to the app's Bot User OAuth Token (xoxb-...)")
     app_token = secret = None
     if mode == "socket":
-        app_token = _require_env("SLACK_APP_TOKEN", "Socket Mode needs an app-level token (xapp-...) with connections:write")
+        app_token = _require_secret(config.slack, "app_token", "Socket Mode needs an app-level token (xapp-...) with connections:write")
     else:
-        secret = _require_env("SLACK_SIGNING_SECRET", "HTTP mode verifies Slack's requests with the app's Signing Secret")
+        secret = _require_secret(config.slack, "signing_secret", "HTTP mode verifies Slack's requests with the app's Signing Secret")
     base_url = api_url(config.slack)
     with open_knowledge_base(config) as kb:
         answerer = build_answerer(config, kb)
@@ -536,7 +535,7 @@ def serve_discord(obj: _Context) -> None:
     from bot.runtime import build_answerer, build_bot_core, open_knowledge_base, prepare_for_serving
 
     config, _ = obj.config
-    token = _require_env("DISCORD_TOKEN", "Set it to the bot token (Developer Portal > your application > Bot > Reset Token)", "Discord")
+    token = _require_secret(config.discord, "token", "Set it to the bot token (Developer Portal > your application > Bot > Reset Token)", "Discord")
     dc = config.discord
     with open_knowledge_base(config) as kb:
         answerer = build_answerer(config, kb)
@@ -588,7 +587,7 @@ def show_config(obj: _Context, as_json: bool) -> None:
     config, path = obj.config
     data = config.model_dump(mode="json")
     data["data_dir"] = str(config.data_path())
-    data["secrets (from the environment)"] = secrets_status()
+    data["secrets (from the environment)"] = secrets_status(config)
     if as_json:
         _echo_json(data)
         return

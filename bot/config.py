@@ -14,13 +14,12 @@ from ingest.config import IngestConfig
 from rag.atlas.config import MapConfig
 from rag.config import AnswerConfig, EmbeddingConfig, LLMConfig, RetrievalConfig, StoreConfig
 from rag.errors import ConfigError
+from rag.secrets import SecretsFromEnv
 
 CONFIG_ENV = "RAGBOT_CONFIG"
 DATA_DIR_ENV = "RAGBOT_DATA_DIR"
 DEFAULT_CONFIG = "config.yaml"
 
-# secrets come from the environment only; `ragbot config` shows whether each is set, never its value
-SECRET_ENV = ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN", "CHROMA_AUTH_TOKEN")
 
 
 class _Strict(BaseModel):
@@ -51,8 +50,13 @@ class BotConfig(_Strict):
     )
 
 
-class SlackConfig(_Strict):
+class SlackConfig(_Strict, SecretsFromEnv):
     """The Slack app: admins, channel -> knowledge sets, how it connects. Tokens come from the env."""
+
+    SECRETS = {"bot_token": "bot_token_env", "app_token": "app_token_env", "signing_secret": "signing_secret_env"}
+    bot_token_env: str = Field("SLACK_BOT_TOKEN", description="The environment variable with the Bot User OAuth Token (xoxb-...).")
+    app_token_env: str = Field("SLACK_APP_TOKEN", description="socket mode: the variable with the app-level token (xapp-...).")
+    signing_secret_env: str = Field("SLACK_SIGNING_SECRET", description="http mode: the variable with the app's Signing Secret.")
 
     admins: list[str] = Field(default_factory=list, description="Slack user ids (U...) allowed to run /ragbot-ingest.")
     channels: dict[str, list[str]] = Field(
@@ -83,8 +87,11 @@ class SlackConfig(_Strict):
         return value
 
 
-class DiscordConfig(_Strict):
+class DiscordConfig(_Strict, SecretsFromEnv):
     """The Discord bot: admins (users or roles), channel -> knowledge sets, intents. The token comes from DISCORD_TOKEN."""
+
+    SECRETS = {"token": "token_env"}
+    token_env: str = Field("DISCORD_TOKEN", description="The environment variable with the bot token.")
 
     admins: list[int] = Field(default_factory=list, description="Discord user ids allowed to run /ragbot-ingest.")
     admin_roles: list[int] = Field(default_factory=list, description="Discord role ids whose members may run /ragbot-ingest.")
@@ -210,6 +217,23 @@ def load_config(explicit: str | None = None) -> tuple[AppConfig, Path | None]:
         raise ConfigError(describe_errors(exc, str(path))) from None
 
 
-def secrets_status() -> dict[str, str]:
-    """Which secrets are set in the environment, masked."""
-    return {name: ("set (hidden)" if os.environ.get(name) else "not set") for name in SECRET_ENV}
+def _secret_sections(config: AppConfig) -> list[tuple[str, SecretsFromEnv]]:
+    """The config sections whose secrets this config uses, with their key paths."""
+    sections: list[tuple[str, SecretsFromEnv]] = [("llm", config.llm)]
+    sections += [(f"embedding.spaces.{name}", space) for name, space in config.embedding.spaces.items() if space.provider == "openai"]
+    if config.store.mode == "server":
+        sections.append(("store", config.store))
+    sections += [("slack", config.slack), ("discord", config.discord)]
+    return sections
+
+
+def secrets_status(config: AppConfig) -> dict[str, str]:
+    """Each environment variable the config reads a secret from: set (hidden) or not set, and which keys name it."""
+    users: dict[str, list[str]] = {}
+    present: dict[str, bool] = {}
+    for path, section in _secret_sections(config):
+        for name, env_field in section.SECRETS.items():
+            env = section.secret_env(name)
+            users.setdefault(env, []).append(f"{path}.{env_field}")
+            present[env] = present.get(env, False) or section.secret(name) is not None
+    return {env: f"{'set (hidden)' if present[env] else 'not set'} (named by {', '.join(keys)})" for env, keys in users.items()}

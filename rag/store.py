@@ -8,7 +8,6 @@ lock (Chroma's local mode is not process-safe); server mode talks to `chroma run
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -49,7 +48,7 @@ class VectorStore:
         import chromadb
 
         if config.mode == "server":
-            token = os.environ.get(config.auth_token_env)
+            token = config.secret_value("auth_token")
             headers = {"Authorization": f"Bearer {token}"} if token else None
             location = f"{'https' if config.ssl else 'http'}://{config.host}:{config.port}"
             try:

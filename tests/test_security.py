@@ -345,3 +345,50 @@ def test_status_policy_is_the_same_on_slack_and_discord(tmp_path, status_for):
         assert "42 chunk(s)" not in slack_member + discord_member
     else:
         assert "42 chunk(s)" in slack_member and "42 chunk(s)" in discord_member
+
+
+# -- 8. secrets: read once from the variable the config names, never shown ---------------------------
+LLM_SECRET = "sk-team-" + "s3cr3t" * 6
+
+
+def test_secret_report_follows_the_config_and_secrets_never_show(tmp_path, monkeypatch, caplog, capsys):
+    import logging
+
+    from bot.cli import main
+    from bot.config import load_config, secrets_status
+    from rag.errors import LLMError
+    from rag.llm import OpenAIChat
+    from tests.fakes import FakeOpenAIServer
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("TEAM_LLM_KEY", LLM_SECRET)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret-token")
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(f"data_dir: {tmp_path / 'data'}\nllm:\n  api_key_env: TEAM_LLM_KEY\n", encoding="utf-8")
+    config, _ = load_config(str(config_file))
+
+    report = secrets_status(config)
+    assert report["TEAM_LLM_KEY"].startswith("set (hidden)") and "llm.api_key_env" in report["TEAM_LLM_KEY"]
+    assert "OPENAI_API_KEY" not in report  # nothing in this config reads it
+    assert report["SLACK_BOT_TOKEN"].startswith("set (hidden)") and report["DISCORD_TOKEN"].startswith("not set")
+    assert config.llm.resolved() == ("openai", "TEAM_LLM_KEY is set")
+
+    shown = repr(config) + str(config) + config.model_dump_json() + repr(config.llm.secret("api_key"))
+    assert LLM_SECRET not in shown and "xoxb-very-secret-token" not in shown
+
+    caplog.set_level(logging.DEBUG)
+    assert main(["--config", str(config_file), "--debug", "config"]) == 0
+    out = capsys.readouterr()
+    assert "TEAM_LLM_KEY: set (hidden)" in out.out
+    with FakeOpenAIServer(("status", 401)) as server:
+        chat = OpenAIChat(config.llm.model_copy(update={"base_url": server.base_url, "timeout_s": 5, "max_retries": 0}))
+        with pytest.raises(LLMError) as failure:
+            list(chat.stream([("user", "hi?")]))
+    everything = out.out + out.err + caplog.text + str(failure.value) + repr(failure.value)
+    assert LLM_SECRET not in everything and "xoxb-very-secret-token" not in everything
+
+    # a secret pasted into config.yaml is refused without being echoed
+    config_file.write_text(f"llm:\n  api_key: {LLM_SECRET}\n", encoding="utf-8")
+    assert main(["--config", str(config_file), "config"]) == 1
+    err = capsys.readouterr().err
+    assert "llm.api_key: unknown key" in err and LLM_SECRET not in err
