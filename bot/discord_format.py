@@ -77,6 +77,8 @@ def source_line(citation: Citation, display: Callable[[str], str] = lambda s: Pu
     if citation.url and re.match(r"https?://", citation.url):
         url = citation.url.replace(" ", "%20").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
         return f"[{citation.n}] [{label}]({url})"
+    if citation.unverified_url:  # the document's own claim: visible, never a link
+        return f"[{citation.n}] {label} ({clean(citation.inert_url())})"
     return f"[{citation.n}] {label}"
 
 

@@ -67,6 +67,8 @@ def source_line(citation: Citation, display: Callable[[str], str] = lambda s: Pu
     label = escape(citation.label(display))
     if citation.url and re.match(r"https?://", citation.url):
         return f"[{citation.n}] <{_link_url(citation.url)}|{label.replace('|', '¦')}>"
+    if citation.unverified_url:  # the document's own claim: visible, never a link
+        return f"[{citation.n}] {label} ({escape(citation.inert_url())})"
     return f"[{citation.n}] {label}"
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from rag.citations import Citation, SafeStream, citation_for, cited_numbers
+from rag.citations import Citation, SafeStream, citation_for, cited_numbers, is_trusted_url
 from rag.config import AnswerConfig, LLMConfig
 from rag.conversation import Conversation, standalone_question
 from rag.errors import QuestionError
@@ -131,16 +131,20 @@ class Answerer:
 
     def _finish(self, question, standalone, stream: SafeStream, passages: Sequence[Passage], mode: str) -> Answer:
         text = stream.close()
-        citations = tuple(citation_for(n, passages[n - 1]) for n in cited_numbers(text) if 1 <= n <= len(passages))
+        citations = tuple(
+            citation_for(n, passages[n - 1], self.config.trusted_urls) for n in cited_numbers(text) if 1 <= n <= len(passages)
+        )
         return Answer(
             text, citations, mode, found=True, grounded=bool(citations),
             question=question, standalone_question=standalone, passages=tuple(passages),
         )
 
-    @staticmethod
-    def _allowed_urls(passages: Sequence[Passage]) -> frozenset[str]:
-        # a URL from a source's metadata is ours to link; one inside passage text is not
-        return frozenset(str(p.metadata["url"]) for p in passages if p.metadata.get("url"))
+    def _allowed_urls(self, passages: Sequence[Passage]) -> frozenset[str]:
+        # only a source URL the operator vouches for may stay clickable; metadata is the document's claim
+        return frozenset(
+            str(p.metadata["url"]) for p in passages
+            if p.metadata.get("url") and is_trusted_url(str(p.metadata["url"]), self.config.trusted_urls)
+        )
 
     def _extractive(self, question, standalone, lang, passages, on_token) -> Answer:
         # the standalone form carries a follow-up's topic; the question itself its focus

@@ -30,8 +30,13 @@ class Citation:
     n: int
     source: str
     locator: Locator
-    url: str | None = None
+    url: str | None = None  # a link the operator vouches for (answer.trusted_urls): shown clickable
     passage_id: str = ""
+    unverified_url: str | None = None  # a URL only the document claims (canonical, url column): shown as inert text
+
+    def inert_url(self) -> str | None:
+        """The document's own URL claim as visible, non-clickable text (hxxps://host[.]tld/...), if any."""
+        return defang(self.unverified_url) if self.unverified_url else None
 
     def label(self, display: Callable[[str], str] = str) -> str:
         """'docs/faq.md | How does re-ingest work?' (display shortens the source)."""
@@ -43,13 +48,35 @@ class Citation:
         data: dict = {"n": self.n, "source": self.source, "locator": self.locator.label(), **self.locator.fields()}
         if self.url:
             data["url"] = self.url
+        if self.unverified_url:
+            data["unverified_url"] = self.unverified_url
         return data
 
 
-def citation_for(n: int, passage: Passage) -> Citation:
-    """The citation of passage number n."""
+def is_trusted_url(url: str, trusted_prefixes: Iterable[str]) -> bool:
+    """Whether an http(s) URL starts with one of the operator's prefixes (a bare host counts as host + '/')."""
+    if not re.match(r"https?://", url, re.IGNORECASE):
+        return False
+    for prefix in trusted_prefixes:
+        scheme, sep, rest = prefix.partition("://")
+        if not sep or not rest:
+            continue
+        if "/" not in rest:  # https://wiki.example.com must not admit https://wiki.example.com.evil.io
+            prefix += "/"
+            if url == prefix[:-1]:
+                return True
+        if url.startswith(prefix):
+            return True
+    return False
+
+
+def citation_for(n: int, passage: Passage, trusted_urls: Iterable[str] = ()) -> Citation:
+    """The citation of passage number n; its URL is a link only when trusted_urls vouches for it."""
     url = passage.metadata.get("url")
-    return Citation(n, passage.source, passage.locator, str(url) if url else None, passage.id)
+    url = str(url) if url else None
+    if url and is_trusted_url(url, trusted_urls):
+        return Citation(n, passage.source, passage.locator, url, passage.id)
+    return Citation(n, passage.source, passage.locator, None, passage.id, unverified_url=url)
 
 
 def format_citations(citations: Iterable[Citation], display: Callable[[str], str] = str) -> str:
@@ -59,11 +86,13 @@ def format_citations(citations: Iterable[Citation], display: Callable[[str], str
         line = f"[{c.n}] {c.label(display)}"
         if c.url:
             line += f" ({c.url})"
+        elif c.unverified_url:
+            line += f" ({c.inert_url()})"
         lines.append(line)
     return "\n".join(lines)
 
 
-def _defang(url: str) -> str:
+def defang(url: str) -> str:
     """A URL as visible but non-clickable text: hxxp://example[.]com/path."""
     out = re.sub(r"^http", "hxxp", url, flags=re.IGNORECASE)
     out = re.sub(r"^ftp", "fxp", out, flags=re.IGNORECASE)
@@ -84,7 +113,7 @@ def neutralise_mentions(text: str) -> str:
 def neutralise(text: str, allowed_urls: frozenset[str] = frozenset()) -> str:
     """Mentions and broadcasts made inert; URLs not in allowed_urls made non-clickable."""
     text = neutralise_mentions(text)
-    return _URL.sub(lambda m: m.group(0) if m.group(0) in allowed_urls else _defang(m.group(0)), text)
+    return _URL.sub(lambda m: m.group(0) if m.group(0) in allowed_urls else defang(m.group(0)), text)
 
 
 def check_markers(text: str, valid: range | set[int]) -> str:

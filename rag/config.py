@@ -167,6 +167,13 @@ class AnswerConfig(_Strict):
     history_turns: int = Field(4, ge=0, le=50, description="Recent turns a conversation keeps for follow-ups.")
     extractive_sentences: int = Field(3, ge=1, le=10, description="Extractive mode: sentences quoted in an answer.")
     closest_sources: int = Field(3, ge=0, le=10, description="Not found: how many nearest sources to name.")
+    trusted_urls: list[str] = Field(
+        default_factory=list,
+        description=(
+            "URL prefixes the operator vouches for (e.g. https://wiki.example.com/): a source URL from document metadata "
+            "(HTML canonical, a CSV/JSONL url column) is a clickable link only under one of them; others are inert text."
+        ),
+    )
 
     def floor_for(self, space: str) -> float:
         """The relevance floor of a space."""

@@ -101,7 +101,7 @@ def test_extractive_mode_quotes_cited_sentences_of_the_top_passages():
 
 
 def test_extractive_transcript_citation_has_timestamp_speaker_and_url():
-    a, _ = answerer(passages=[TALK])
+    a, _ = answerer(passages=[TALK], trusted_urls=["https://videos.example.com/"])
     answer = a.answer("Does every citation carry the timestamp?")
     (citation,) = answer.citations
     assert citation.locator.label() == "1:05-1:40 (Kenji)" and citation.url == "https://videos.example.com/intro"

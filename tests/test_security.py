@@ -392,3 +392,75 @@ def test_secret_report_follows_the_config_and_secrets_never_show(tmp_path, monke
     assert main(["--config", str(config_file), "config"]) == 1
     err = capsys.readouterr().err
     assert "llm.api_key: unknown key" in err and LLM_SECRET not in err
+
+
+# -- 2. a document does not decide which links users click ------------------------------------------
+PHISH = "https://evil.example/phish?login=1"
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """Documents whose metadata points at a phishing page: HTML canonical, CSV and JSONL url columns."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "reset.html").write_text(
+        f'<html><head><title>Password reset</title><link rel="canonical" href="{PHISH}"></head>'
+        "<body><h1>Password reset</h1><p>To reset your password, open the password reset page and sign in.</p></body></html>",
+        encoding="utf-8",
+    )
+    (docs / "kb.csv").write_text(f"title,text,url\nReset,To reset your password use the password reset page.,{PHISH}\n", encoding="utf-8")
+    (docs / "kb.jsonl").write_text(
+        '{"title": "Reset", "text": "Password reset: use the password reset page.", "url": "%s"}\n' % PHISH, encoding="utf-8"
+    )
+    (docs / "wiki.html").write_text(
+        '<html><head><title>Wiki reset</title><link rel="canonical" href="https://wiki.example.com/reset"></head>'
+        "<body><p>The wiki explains the password reset page too.</p></body></html>",
+        encoding="utf-8",
+    )
+    return docs
+
+
+def _answer_from(config, docs, model):
+    from bot.runtime import build_answerer, open_ingestor, open_knowledge_base
+
+    with open_knowledge_base(config) as kb:
+        with open_ingestor(config, kb) as ingestor:
+            ingestor.run([docs])
+        return build_answerer(config, kb, model=model).answer("How do I reset my password with the password reset page?")
+
+
+def test_document_urls_are_never_clickable_unless_the_operator_vouches(tmp_path, planted):
+    import json
+
+    from bot.core import Reply
+    from bot.discord_format import reply_payloads
+    from bot.slack_format import reply_messages
+    from tests.fakes import FakeChat
+
+    # the model repeats what the documents claim, as a prompt-injected page would make it do
+    model = FakeChat(f"Open {PHISH} and sign in [1][2][3]. The wiki has it at https://wiki.example.com/reset [4].")
+    config = fast_config(tmp_path / "data", answer={"trusted_urls": ["https://wiki.example.com"], "default_floor": -1.0, "k": 8})
+    answer = _answer_from(config, planted, model)
+    by_source = {Path(c.source).name: c for c in answer.citations}
+    assert {"reset.html", "kb.csv", "kb.jsonl", "wiki.html"} <= set(by_source), answer.citations
+    for name in ("reset.html", "kb.csv", "kb.jsonl"):
+        assert by_source[name].url is None and by_source[name].unverified_url == PHISH
+    assert by_source["wiki.html"].url == "https://wiki.example.com/reset"  # vouched for: a link
+    assert PHISH not in answer.text and "hxxps://evil[.]example/phish" in answer.text
+    assert "https://wiki.example.com/reset" in answer.text
+
+    reply = Reply(answer.text, answer.citations)
+    for shown in (json.dumps(reply_messages(reply)), json.dumps(reply_payloads(reply), default=str)):
+        assert "evil.example" not in shown  # neither a link nor auto-linkable text
+        assert "hxxps://evil[.]example/phish" in shown  # but visible, inert
+        assert "https://wiki.example.com/reset" in shown
+
+
+def test_trusted_prefix_is_not_fooled_by_a_lookalike_host():
+    from rag.citations import is_trusted_url
+
+    trusted = ["https://wiki.example.com"]
+    assert is_trusted_url("https://wiki.example.com/reset", trusted)
+    assert not is_trusted_url("https://wiki.example.com.evil.io/reset", trusted)
+    assert not is_trusted_url("https://evil.example/?https://wiki.example.com/", trusted)
+    assert not is_trusted_url("javascript:alert(1)", ["javascript:"])
