@@ -36,11 +36,13 @@ class _Context:
 
 
 def _display_source(source: str) -> str:
-    """A source path relative to the working directory when it is under it."""
+    """A source path relative to the working directory when it is under it, control characters escaped."""
+    from bot.texts import printable
+
     try:
-        return Path(source).relative_to(Path.cwd().resolve()).as_posix()
+        return printable(Path(source).relative_to(Path.cwd().resolve()).as_posix())
     except ValueError:
-        return source
+        return printable(source)
 
 
 def _echo_json(data) -> None:
@@ -108,6 +110,7 @@ def ingest(obj: _Context, paths: tuple[Path, ...], rebuild: bool, as_json: bool)
       ragbot ingest --json handbook.pdf | jq .failed
     """
     from bot.runtime import open_ingestor, open_knowledge_base
+    from bot.texts import printable
 
     config, _ = obj.config
     with open_knowledge_base(config) as kb, open_ingestor(config, kb, progress=_progress_factory()) as ingestor:
@@ -130,11 +133,11 @@ def ingest(obj: _Context, paths: tuple[Path, ...], rebuild: bool, as_json: bool)
     if report.failed:
         click.echo("Failed (kept any earlier version):")
         for failure in report.failed:
-            click.echo(f"  {_display_source(failure.source)}: {failure.reason}")
+            click.echo(f"  {_display_source(failure.source)}: {printable(failure.reason)}")
     if report.warnings:
         click.echo(f"Warnings ({len(report.warnings)}):")
         for warning in report.warnings[:20]:
-            click.echo(f"  {_display_source(warning.source)}: {warning.reason}")
+            click.echo(f"  {_display_source(warning.source)}: {printable(warning.reason)}")
         if len(report.warnings) > 20:
             click.echo(f"  ... and {len(report.warnings) - 20} more (see --json)")
 

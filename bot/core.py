@@ -21,6 +21,7 @@ from typing import Protocol
 
 from bot.config import BotConfig
 from bot.feedback import Feedback, FeedbackStore
+from bot.texts import printable
 from bot.texts import text as bot_text
 from rag.citations import Citation
 from rag.conversation import Conversation
@@ -349,8 +350,8 @@ class BotCore:
                     "ingest_done", paths=shown, seconds=report.seconds, added=report.added, updated=report.updated,
                     unchanged=report.unchanged, deleted=report.deleted, failed=len(report.failed),
                 )
-                lines = [summary] + [bot_text("ingest_failed_line", source=f.source, reason=f.reason) for f in report.failed[:10]]
-                lines += [bot_text("ingest_failed_line", source=w.source, reason=w.reason) for w in getattr(report, "warnings", [])[:10]]
+                issues = list(report.failed[:10]) + list(getattr(report, "warnings", [])[:10])
+                lines = [summary] + [bot_text("ingest_failed_line", source=printable(f.source), reason=printable(f.reason)) for f in issues]
                 reply = Reply("\n".join(lines), kind="admin")
             except Exception as exc:  # the error is the summary; the bot lives on
                 logger.exception("admin re-ingest failed")

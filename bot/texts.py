@@ -6,6 +6,8 @@ are the ones the bot adds around answers: limits, admin commands, feedback, Slac
 
 from __future__ import annotations
 
+import re
+
 TEXTS: dict[str, dict[str, str]] = {
     "thinking": {"en": "Looking through the documents…", "ja": "文書を調べています…"},
     "busy": {
@@ -89,3 +91,14 @@ def text(key: str, lang: str = "en", **values: object) -> str:
     """The message `key` in `lang` (English when the language has no translation)."""
     table = TEXTS[key]
     return table.get(lang, table["en"]).format(**values)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: object) -> str:
+    """A file name or reason as one visible line: control characters (newlines, terminal escapes, bidi overrides) as escapes.
+
+    A file named "x\\n handbook.md: OK" must not forge a line of an ingest report.
+    """
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), str(value))

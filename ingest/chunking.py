@@ -80,11 +80,42 @@ def split_text(text: str, max_tokens: int, overlap_tokens: int, encoding: str = 
     text = _encodable(text).strip()
     if not text:
         return []
+    if len(text) > WINDOW_CHARS:
+        return [piece for window in _windows(text) for piece in split_text(window, max_tokens, overlap_tokens, encoding)]
     enc = get_encoding(encoding)
     tokens = enc.encode(text, disallowed_special=())
     if len(tokens) <= max_tokens:
         return [text]
     return _Splitter(text, enc, tokens, max_tokens, overlap_tokens).split()
+
+
+# A section longer than this is cut into windows (at the strongest boundary in each window's
+# back half) that are split one at a time: the splitter keeps per-token offsets of its whole
+# text, and tiktoken slows down faster than linearly on long runs without spaces, so a 50 MiB
+# one-line file cost minutes and GBs. Windows keep work and memory in proportion to the text;
+# the only cost is no overlap across a window edge (one chunk boundary every ~50,000 characters).
+WINDOW_CHARS = 50_000
+
+
+def _windows(text: str) -> list[str]:
+    """text cut into stripped slices of at most WINDOW_CHARS characters, at natural boundaries where there are any."""
+    windows, start = [], 0
+    while len(text) - start > WINDOW_CHARS:
+        lo, hi = start + WINDOW_CHARS // 2, start + WINDOW_CHARS
+        cut = None
+        for level in _LEVELS:
+            ends = [m.end() for m in _BOUNDARY_PATTERNS[level].finditer(text, lo, hi)]
+            if ends:
+                cut = ends[-1]
+                break
+        if cut is None:
+            cut = hi
+            while cut > lo and _splits_cluster(text, cut):
+                cut -= 1
+        windows.append(text[start:cut].strip())
+        start = cut
+    windows.append(text[start:].strip())
+    return [w for w in windows if w]
 
 
 def _encodable(text: str) -> str:
@@ -132,6 +163,21 @@ def _splits_cluster(text: str, pos: int, flag_runs: list[int] | None = None) -> 
     return False
 
 
+_CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 continuation bytes: no character starts on one
+
+
+def _token_starts(enc: tiktoken.Encoding, tokens: list[int]) -> list[int]:
+    """The character offset where each token starts: tiktoken's decode_with_offsets, its byte loop done in C.
+
+    A token that begins inside a multi-byte character starts at that character, as there.
+    """
+    starts, chars = [], 0
+    for piece in enc.decode_tokens_bytes(tokens):
+        starts.append(max(0, chars - (0x80 <= piece[0] < 0xC0)))
+        chars += len(piece.translate(None, _CONTINUATION))
+    return starts
+
+
 class _Splitter:
     """One split_text call: the text, its token offsets, and lazily found boundary positions.
 
@@ -145,7 +191,7 @@ class _Splitter:
         self.enc = enc
         self.max_tokens = max_tokens
         self.overlap = overlap
-        _, self.starts = enc.decode_with_offsets(tokens)  # char offset where each token starts
+        self.starts = _token_starts(enc, tokens)  # char offset where each token starts
         self.boundaries: dict[int, list[int]] = {}
         self.flag_runs: list[int] | None = None
 

@@ -464,3 +464,70 @@ def test_trusted_prefix_is_not_fooled_by_a_lookalike_host():
     assert not is_trusted_url("https://wiki.example.com.evil.io/reset", trusted)
     assert not is_trusted_url("https://evil.example/?https://wiki.example.com/", trusted)
     assert not is_trusted_url("javascript:alert(1)", ["javascript:"])
+
+
+# -- 6. bad input that is costly or confusing ---------------------------------------------------------
+def test_a_huge_one_line_text_is_split_in_bounded_windows_losing_nothing(monkeypatch):
+    import ingest.chunking as chunking
+
+    seen = []
+
+    class Recording(chunking._Splitter):
+        def __init__(self, text, *args):
+            seen.append(len(text))
+            super().__init__(text, *args)
+
+    monkeypatch.setattr(chunking, "_Splitter", Recording)
+    words = ("budget", "meeting", "room", "policy", "report", "ingest")
+    text = " ".join(words[i % 6] + str(i % 97) for i in range(60_000)) + " " + "x" * 120_000  # one line, and a 120k-char "word"
+    pieces = chunking.split_text(text, 200, 0)
+    assert seen and max(seen) <= chunking.WINDOW_CHARS  # the splitter never holds the whole text
+    enc = chunking.get_encoding("cl100k_base")
+    assert all(len(enc.encode(p, disallowed_special=())) <= 200 for p in pieces)
+    assert "".join("".join(p.split()) for p in pieces) == "".join(text.split())  # nothing but whitespace lost
+
+
+def _fast_config_file(tmp_path) -> Path:
+    path = tmp_path / "fast.yaml"
+    path.write_text(
+        f"data_dir: {tmp_path / 'data'}\nembedding:\n  spaces:\n    en: {{provider: hashing, model: hash-en}}\n"
+        "    ja: {provider: hashing, model: hash-ja}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_file_name_cannot_forge_a_line_of_the_ingest_report(tmp_path, capsys):
+    from bot.cli import main
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "handbook.md").write_text("# Handbook\n\nRooms are booked in the lobby.\n", encoding="utf-8")
+    (docs / "x\n  handbook.md: OK (nothing failed).md").write_text("", encoding="utf-8")
+    (docs / "y\x1b[2Kbad.md").write_text("", encoding="utf-8")
+    assert main(["--config", str(_fast_config_file(tmp_path)), "ingest", str(docs)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert not any(line.lstrip().startswith("handbook.md: OK") for line in lines)
+    assert any("x\\n  handbook.md: OK (nothing failed).md: empty file" in line for line in lines)
+    assert "\x1b" not in out and "y\\x1b[2Kbad.md" in out
+
+
+def test_deeply_nested_html_and_json_give_one_line_reasons_not_tracebacks(tmp_path, capsys, caplog):
+    import logging
+
+    from bot.cli import main
+
+    caplog.set_level(logging.DEBUG)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    n = 100_000
+    (docs / "deep.html").write_text("<html><body>" + "<div>" * n + "hi" + "</div>" * n + "</body></html>", encoding="utf-8")
+    (docs / "deep.json").write_text('{"segments": ' + "[" * n + "]" * n + "}", encoding="utf-8")
+    (docs / "deep.jsonl").write_text('{"text": ' + "[" * n + "]" * n + "}\n", encoding="utf-8")
+    assert main(["--config", str(_fast_config_file(tmp_path)), "ingest", str(docs)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out + caplog.text
+    assert not [r for r in caplog.records if r.exc_info]
+    reasons = [line for line in captured.out.splitlines() if "nested too deeply" in line]
+    assert len(reasons) == 3

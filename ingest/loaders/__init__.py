@@ -66,6 +66,8 @@ def load_file(path: Path, config: IngestConfig) -> LoadResult:
         return _TEXT_LOADERS[suffix](text, source)
     except LoadError:
         raise
+    except RecursionError:  # HTML or JSON nested thousands of levels deep: a reason, not a traceback
+        raise LoadError(f"could not read this {suffix} file: it is nested too deeply (thousands of levels)") from None
     except Exception as exc:
         # A parser bug or a file shape nobody foresaw: one file's failure must not end the run.
         # The traceback goes to the log so the bug can still be found and fixed.
