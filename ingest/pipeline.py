@@ -345,7 +345,13 @@ class Ingestor:
         return _Pending(source, fingerprint, chunks, spaces, is_new)
 
     def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
-        """Embed what is new, write it, drop what is stale, then record each source."""
+        """Embed what is new (all sources together), write it, drop what is stale, then record each source.
+
+        New sources are written in one batch per space. An edited source is written and its stale
+        chunks deleted back to back, one source at a time, so readers see its old chunks beside
+        its new ones only while that one source is written (and, if the store is lost right
+        then, only that source until the next run), not while the whole batch is.
+        """
         if not pending:
             return
         by_space: dict[str, list[tuple[Chunk, int]]] = defaultdict(list)  # space -> (chunk, pending index)
@@ -353,12 +359,23 @@ class Ingestor:
             for chunk, space in zip(item.chunks, item.spaces):
                 by_space[space].append((chunk, index))
 
+        rows_of: dict[tuple[str, int], list[int]] = defaultdict(list)  # (space, pending index) -> rows of its vectors
+        vectors_by_space: dict[str, np.ndarray] = {}
         for space, entries in by_space.items():
             chunks = [c for c, _ in entries]
-            vectors = self._vectors_for(space, chunks, [pending[i].source for _, i in entries], report)
-            self.kb.write(space, chunks, vectors)
+            vectors_by_space[space] = self._vectors_for(space, chunks, [pending[i].source for _, i in entries], report)
+            for row, (_, index) in enumerate(entries):
+                rows_of[(space, index)].append(row)
+            fresh = [row for row, (_, index) in enumerate(entries) if pending[index].is_new]
+            if fresh:
+                self.kb.write(space, [entries[row][0] for row in fresh], vectors_by_space[space][fresh])
 
-        for item in pending:
+        for index, item in enumerate(pending):
+            if not item.is_new:
+                for space, entries in by_space.items():
+                    rows = rows_of.get((space, index))
+                    if rows:
+                        self.kb.write(space, [entries[row][0] for row in rows], vectors_by_space[space][rows])
             old = self.manifest.chunk_ids(item.source)
             new_by_space: dict[str, set[str]] = defaultdict(set)
             for chunk, space in zip(item.chunks, item.spaces):

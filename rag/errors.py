@@ -13,6 +13,10 @@ class StoreLockedError(RagError):
     """Another process owns the embedded store."""
 
 
+class StoreUnavailableError(RagError):
+    """The Chroma server stopped answering (refused, reset, timed out) in the middle of work."""
+
+
 class ModelMismatchError(RagError):
     """A collection was built with a different embedding model than the one configured."""
 

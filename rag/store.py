@@ -7,6 +7,7 @@ lock (Chroma's local mode is not process-safe); server mode talks to `chroma run
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from rag.config import StoreConfig
-from rag.errors import ModelMismatchError, RagError, StoreLockedError
+from rag.errors import ModelMismatchError, RagError, StoreLockedError, StoreUnavailableError
 from rag.records import Chunk, Locator, Passage, indexed_text
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,40 @@ def _client_settings():
 
     # no telemetry: nothing leaves the machine, and offline it would only produce errors
     return Settings(anonymized_telemetry=False, allow_reset=False)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """Whether exc (or what caused it) is the server going away: refused, reset, closed, timed out."""
+    import httpx
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _server_errors(method):
+    """In server mode, a lost connection becomes one StoreUnavailableError naming the server and the fix."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except RagError:
+            raise
+        except Exception as exc:
+            if self._config.mode != "server" or not _is_connection_error(exc):
+                raise
+            cfg = self._config
+            raise StoreUnavailableError(
+                f"Lost the Chroma server at {self.location} ({type(exc).__name__}). Start it again "
+                f"(`chroma run --host {cfg.host} --port {cfg.port} --path DIR`) and re-run the command; "
+                "an interrupted ingest converges on the next run."
+            ) from exc
+
+    return wrapper
 
 
 class VectorStore:
@@ -104,11 +139,14 @@ class VectorStore:
             return self._collections[space]
         try:
             collection = self._client.get_collection(self.collection_name(space), embedding_function=None)
-        except Exception:  # chroma raises NotFoundError / ValueError depending on mode and version
+        except Exception as exc:  # chroma raises NotFoundError / ValueError depending on mode and version
+            if _is_connection_error(exc):
+                raise  # a lost server is not a missing collection
             return None
         self._collections[space] = collection
         return collection
 
+    @_server_errors
     def space_info(self, space: str) -> dict | None:
         """The model and dimension a space was built with, and its chunk count; None if absent."""
         collection = self._get(space)
@@ -146,6 +184,7 @@ class VectorStore:
             )
         return collection
 
+    @_server_errors
     def drop_space(self, space: str) -> None:
         """Delete a space's collection (used by --rebuild)."""
         self._collections.pop(space, None)
@@ -154,6 +193,7 @@ class VectorStore:
         except Exception:
             logger.debug("no collection to drop for space %s", space)
 
+    @_server_errors
     def spaces(self) -> list[str]:
         """Spaces that have a collection in this store."""
         prefix = self._config.collection_prefix + "_"
@@ -169,6 +209,7 @@ class VectorStore:
         except Exception:
             return 1000
 
+    @_server_errors
     def upsert(self, space: str, model_id: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         """Write chunks and their vectors, in batches Chroma accepts; existing ids are replaced."""
         if not chunks:
@@ -190,6 +231,7 @@ class VectorStore:
                 metadatas=[chunk_metadata(chunks[i]) for i in part],
             )
 
+    @_server_errors
     def delete(self, space: str, ids: Iterable[str]) -> None:
         """Remove chunks by id (missing ids are ignored)."""
         collection = self._get(space)
@@ -201,11 +243,13 @@ class VectorStore:
             collection.delete(ids=ids[start : start + step])
 
     # -- reads ---------------------------------------------------------------------------
+    @_server_errors
     def count(self, space: str) -> int:
         """Chunks in a space (0 when it has no collection)."""
         collection = self._get(space)
         return collection.count() if collection is not None else 0
 
+    @_server_errors
     def ids(self, space: str) -> set[str]:
         """Every chunk id in a space."""
         collection = self._get(space)
@@ -220,6 +264,7 @@ class VectorStore:
                 return found
             offset += step
 
+    @_server_errors
     def vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
         """Stored indexed text (context line + text) and vector of the given ids that exist, for re-use."""
         collection = self._get(space)
@@ -233,6 +278,7 @@ class VectorStore:
                 out[cid] = (indexed_text(doc or "", meta), np.asarray(emb, dtype=np.float32))
         return out
 
+    @_server_errors
     def passages(
         self, space: str, ids: Sequence[str], where: dict | None = None, vectors: bool = True
     ) -> dict[str, tuple[Passage, np.ndarray | None]]:
@@ -262,6 +308,7 @@ class VectorStore:
                 return
             offset += step
 
+    @_server_errors
     def _query(self, space: str, vector: np.ndarray, k: int, where: dict | None, include: list[str]) -> dict | None:
         collection = self._get(space)
         if collection is None or k <= 0:

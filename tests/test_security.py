@@ -531,3 +531,69 @@ def test_deeply_nested_html_and_json_give_one_line_reasons_not_tracebacks(tmp_pa
     assert not [r for r in caplog.records if r.exc_info]
     reasons = [line for line in captured.out.splitlines() if "nested too deeply" in line]
     assert len(reasons) == 3
+
+
+# -- 5. a store lost mid-ingest ----------------------------------------------------------------------------
+def test_store_lost_mid_ingest_leaves_at_most_one_source_doubled(tmp_path):
+    """Edited sources are written and cleaned one by one: a store lost after a write doubles only that source."""
+    from bot.runtime import open_ingestor, open_knowledge_base
+    from rag.errors import StoreUnavailableError
+    from rag.knowledge import KnowledgeBase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"doc{i}.md").write_text(f"# Doc {i}\n\nVersion one of document {i}: rooms are booked in the lobby.\n", encoding="utf-8")
+    config = fast_config(tmp_path / "data")
+    with open_knowledge_base(config) as kb, open_ingestor(config, kb) as ingestor:
+        ingestor.run([docs])
+        for i in range(3):
+            (docs / f"doc{i}.md").write_text(f"# Doc {i}\n\nVersion two of document {i}: rooms are booked online.\n", encoding="utf-8")
+        original = KnowledgeBase.delete
+
+        def lost(self, space, ids):
+            if list(ids):
+                raise StoreUnavailableError("Lost the Chroma server")
+            return original(self, space, ids)
+
+        KnowledgeBase.delete = lost
+        try:
+            with pytest.raises(StoreUnavailableError):
+                ingestor.run([docs])
+        finally:
+            KnowledgeBase.delete = original
+        texts = [t for space in config.embedding.spaces for _, page in kb.store.texts(space) for t in page]
+    doubled = [i for i in range(3) if any(f"one of document {i}" in t for t in texts) and any(f"two of document {i}" in t for t in texts)]
+    assert len(doubled) <= 1, texts
+
+
+@pytest.mark.integration
+def test_chroma_server_lost_mid_ingest_is_one_line_naming_the_server(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from bot.runtime import open_ingestor, open_knowledge_base
+    from rag.errors import StoreUnavailableError
+    from tests.conftest import free_port, stop_process, wait_until_serving
+
+    exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    port = free_port()
+    log = open(tmp_path / "chroma.log", "wb")
+    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "srv"), "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nRooms are booked in the lobby.\n", encoding="utf-8")
+    config = fast_config(tmp_path / "data", store={"mode": "server", "host": "127.0.0.1", "port": port})
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/api/v2/heartbeat", proc, tmp_path / "chroma.log", "chroma run", log)
+        with open_knowledge_base(config) as kb, open_ingestor(config, kb) as ingestor:
+            assert ingestor.run([docs]).added == 1
+            (docs / "a.md").write_text("# A\n\nRooms are booked online now.\n", encoding="utf-8")
+            stop_process(proc)  # the server goes away between two runs of a long-lived process
+            with pytest.raises(StoreUnavailableError) as lost:
+                ingestor.run([docs])
+    finally:
+        stop_process(proc, log)
+    message = str(lost.value)
+    assert "\n" not in message and f"127.0.0.1:{port}" in message and "chroma run" in message
