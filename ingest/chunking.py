@@ -97,6 +97,14 @@ def split_text(text: str, max_tokens: int, overlap_tokens: int, encoding: str = 
 WINDOW_CHARS = 50_000
 
 
+def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
+    """Tokens in text, counted window by window (so a long run without spaces stays cheap)."""
+    enc = get_encoding(encoding)
+    text = _encodable(text)
+    windows = _windows(text) if len(text) > WINDOW_CHARS else [text]
+    return sum(len(enc.encode(window, disallowed_special=())) for window in windows)
+
+
 def _windows(text: str) -> list[str]:
     """text cut into stripped slices of at most WINDOW_CHARS characters, at natural boundaries where there are any."""
     windows, start = [], 0

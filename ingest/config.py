@@ -57,6 +57,11 @@ class IngestConfig(_Strict):
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     tables: list[TableConfig] = Field(default_factory=lambda: [TableConfig()])
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped with a reason.")
+    max_chunks_per_file: int = Field(
+        50_000, ge=1,
+        description="A file that would make more chunks than this is skipped with a reason, before any embedding "
+        "(50,000 chunks is about 10M tokens: some 20 minutes of the default model on two cores).",
+    )
     exclude: list[str] = Field(
         default_factory=lambda: [".*", "__pycache__", "node_modules"],
         description="Glob patterns of file or folder names skipped when walking folders.",

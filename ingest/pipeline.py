@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
-from ingest.chunking import chunk_document
+from ingest.chunking import chunk_document, count_tokens
 from ingest.config import IngestConfig
 from ingest.errors import EmptySourceError, IngestBusyError, IngestError, LoadError
 from ingest.loaders import SUPPORTED_SUFFIXES, load_file
@@ -274,6 +274,7 @@ class Ingestor:
                     report.chunks += record.chunks
                     continue
                 result = load_file(path, self.config)
+                self._check_size(result.documents)
             except EmptySourceError as exc:
                 if record is not None:  # an emptied file: its chunks go
                     self._delete_source(source)
@@ -312,6 +313,23 @@ class Ingestor:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         return f"{digest.hexdigest()[:32]}-{settings}"
+
+    def _check_size(self, documents) -> None:
+        """Refuse, before chunking and embedding, a file that would make more chunks than ingest.max_chunks_per_file.
+
+        Embedding is the slow part of ingest (about 40 chunks/s for the default model on two
+        cores), so one file of a few tens of MB of unbroken text would hold an ingest (and the
+        ingest lock) for hours. Counting its tokens first costs seconds.
+        """
+        cap = self.config.max_chunks_per_file
+        chunking = self.config.chunking
+        tokens = sum(count_tokens(section.text, chunking.encoding) for doc in documents for section in doc.sections)
+        estimate = tokens // max(1, chunking.max_tokens - chunking.overlap_tokens)
+        if estimate > cap:
+            raise LoadError(
+                f"too large to embed: about {estimate:,} chunks ({tokens:,} tokens), more than ingest.max_chunks_per_file "
+                f"({cap:,}); split the file, or raise the limit if it is meant to be searchable"
+            )
 
     def _chunk(self, source: str, fingerprint: str, documents, is_new: bool) -> _Pending:
         chunks: list[Chunk] = []

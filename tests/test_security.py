@@ -597,3 +597,19 @@ def test_chroma_server_lost_mid_ingest_is_one_line_naming_the_server(tmp_path):
         stop_process(proc, log)
     message = str(lost.value)
     assert "\n" not in message and f"127.0.0.1:{port}" in message and "chroma run" in message
+
+
+def test_a_file_too_large_to_embed_is_refused_before_any_embedding(tmp_path):
+    from bot.runtime import open_ingestor, open_knowledge_base
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "one-line.txt").write_text(" ".join(f"word{i % 500}" for i in range(20_000)), encoding="utf-8")  # ~40k tokens, no newline
+    (docs / "small.md").write_text("# Small\n\nA short note.\n", encoding="utf-8")
+    config = fast_config(tmp_path / "data", ingest={"max_chunks_per_file": 50})
+    with open_knowledge_base(config) as kb, open_ingestor(config, kb) as ingestor:
+        report = ingestor.run([docs])
+    assert report.added == 1 and report.chunks == 1  # only the small file went in
+    [failure] = report.failed
+    assert failure.source.endswith("one-line.txt")
+    assert "too large to embed" in failure.reason and "ingest.max_chunks_per_file (50)" in failure.reason
