@@ -245,7 +245,7 @@ def build_slack_app(
                 respond(text=escape(reply.text), response_type="in_channel")
 
         reply = core.ingest(command["user_id"], (command.get("text") or "").split(), done)
-        ack(text=reply.text)
+        ack(text=escape(reply.text))  # it may quote the paths the admin typed
 
     @app.command("/ragbot-status")
     def on_status(ack, command: dict) -> None:
