@@ -17,6 +17,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +161,25 @@ class Ingestor:
     # -- the run -------------------------------------------------------------------------
     def run(self, paths: Sequence[Path], rebuild: bool = False) -> IngestReport:
         """Bring the store in line with the files under paths; see IngestReport."""
+        with self._exclusive():
+            return self._run(paths, rebuild)
+
+    def export(self, out: Path, spaces: Sequence[str] = (), fmt: str = "parquet", map_config=None):
+        """Write the store's chunks, vectors and locators to an export folder (ingest.transfer)."""
+        from ingest.transfer import export_knowledge
+
+        with self._exclusive():  # no ingest changes the store while it is paged through
+            return export_knowledge(self.kb, self.manifest, out, spaces, fmt, map_config, progress=self._progress)
+
+    def import_export(self, path: Path):
+        """Load an export into the store without re-embedding, with its bookkeeping (ingest.transfer)."""
+        from ingest.transfer import import_knowledge
+
+        with self._exclusive():
+            return import_knowledge(self.kb, self.manifest, path, progress=self._progress)
+
+    @contextmanager
+    def _exclusive(self):
         lock = FileLock(str(self._lock_path))
         try:
             lock.acquire(timeout=0)
@@ -168,7 +188,7 @@ class Ingestor:
                 "Another ingest is already running on this data directory; wait for it to finish."
             ) from None
         try:
-            return self._run(paths, rebuild)
+            yield
         finally:
             lock.release()
 
