@@ -299,6 +299,29 @@ def _read_jsonl(path: Path, dim: int) -> Iterator[tuple[list[dict], np.ndarray]]
         yield rows, np.asarray(vectors, dtype=np.float32)
 
 
+def _probe_parquet(path: Path) -> int | None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(str(path))
+    except pa.ArrowException as exc:
+        raise TransferError(f"{path} is not a readable Parquet file ({exc}): copy the export again, or export anew.") from None
+    field = schema.field("vector") if "vector" in schema.names else None
+    return field.type.list_size if field is not None and pa.types.is_fixed_size_list(field.type) else None
+
+
+def _probe_jsonl(path: Path) -> int | None:
+    with path.open(encoding="utf-8") as handle:
+        first = handle.readline()
+    try:
+        vector = json.loads(first).get("vector") if first.strip() else None
+    except (json.JSONDecodeError, AttributeError):
+        raise TransferError(f"{path} line 1 is not a JSON object: copy the export again, or export anew.") from None
+    return len(vector) if isinstance(vector, list) else None
+
+
+_PROBES = {"parquet": _probe_parquet, "jsonl": _probe_jsonl}
 _WRITERS = {"parquet": _ParquetWriter, "jsonl": _JsonlWriter}
 _READERS = {"parquet": _read_parquet, "jsonl": _read_jsonl}
 
@@ -474,6 +497,12 @@ def check_import(kb: KnowledgeBase, folder: Path, document: dict) -> None:
             raise TransferError(
                 f"{path} is corrupted (its SHA-256 differs from manifest.json): copy the export again, "
                 "or export anew. Nothing was imported."
+            )
+        found = _PROBES[document["file_format"]](path)
+        if found is not None and found != int(entry.get("dim") or 0):
+            raise TransferError(
+                f"{path} holds {found}-d vectors but manifest.json says {entry.get('dim')}-d: the export was "
+                "altered; export anew. Nothing was imported."
             )
 
 
