@@ -38,7 +38,8 @@ from ingest.errors import TransferError
 from ingest.manifest import Manifest
 from rag.errors import ModelMismatchError
 from rag.knowledge import KnowledgeBase
-from rag.records import CONTEXT_KEY, Chunk, Locator, indexed_text
+from rag.records import CONTEXT_KEY, Chunk, indexed_text
+from rag.store import stored_chunk
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +179,7 @@ def _chunk(row: dict) -> Chunk:
     for key in _TYPED:
         if row.get(key) is not None:
             meta[key] = row[key]
-    locator = Locator.from_fields(meta)
-    rest = {k: v for k, v in meta.items() if k != "source" and k not in locator.fields()}
-    return Chunk(id=row["id"], text=row["text"], source=str(meta.get("source", "")), locator=locator, metadata=rest)
+    return stored_chunk(row["id"], row["text"], meta)
 
 
 # -- file formats ---------------------------------------------------------------------------

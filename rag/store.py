@@ -39,13 +39,6 @@ class StoredPage:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def chunk(self, i: int) -> Chunk:
-        """The i-th record as the Chunk that was written (`chunk_metadata` of it gives the stored metadata back)."""
-        meta = self.metadatas[i]
-        locator = Locator.from_fields(meta)
-        rest = {k: v for k, v in meta.items() if k != "source" and k not in locator.fields()}
-        return Chunk(id=self.ids[i], text=self.texts[i], source=str(meta.get("source", "")), locator=locator, metadata=rest)
-
 
 def _client_settings():
     from chromadb.config import Settings
@@ -422,3 +415,10 @@ def chunk_metadata(chunk: Chunk) -> dict:
     meta.update(chunk.locator.fields())
     meta["source"] = chunk.source
     return meta
+
+
+def stored_chunk(cid: str, text: str, meta: dict) -> Chunk:
+    """The chunk whose `chunk_metadata` is meta (the inverse of it): a stored record as written."""
+    locator = Locator.from_fields(meta)
+    rest = {k: v for k, v in meta.items() if k != "source" and k not in locator.fields()}
+    return Chunk(id=cid, text=text, source=str(meta.get("source", "")), locator=locator, metadata=rest)
