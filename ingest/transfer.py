@@ -529,9 +529,8 @@ def import_knowledge(
                 by_source: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
                 for row, chunk in zip(rows, chunks):
                     by_source[(chunk.source, row.get("ingest_fingerprint") or "")].append((chunk.id, space))
-                for (source, fingerprint), ids in by_source.items():
-                    manifest.merge_source(source, fingerprint, ids)
-                    sources.add(source)
+                manifest.merge_sources(by_source)
+                sources.update(source for source, _ in by_source)
                 report.imported[space] += len(keep)
                 report.skipped[space] += len(chunks) - len(keep)
                 bar.update(len(chunks))

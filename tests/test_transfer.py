@@ -181,7 +181,7 @@ def test_import_of_a_source_known_with_another_fingerprint_reingests_it_without_
     import_(target, exports["parquet"].path)
     setup = (SAMPLES / "docs" / "en" / "setup.md").as_posix()
     manifest = Manifest(manifest_path(target))
-    manifest.merge_source(setup, "edited-elsewhere", [])  # the target knew this file in another state
+    manifest.merge_sources({(setup, "edited-elsewhere"): []})  # the target knew this file in another state
     assert manifest.sources()[setup].fingerprint == ""  # so it is marked for a fresh look
     manifest.close()
     again = ingest(target)
