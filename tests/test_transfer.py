@@ -419,3 +419,20 @@ def test_with_map_columns_are_the_layout_of_ragbot_map(tmp_path, monkeypatch):
     labels = {t["cluster"]: t["label"] for t in panel["topics"]}
     assert [r["topic"] for r in rows] == [labels.get(c) for c in panel["cluster"]]
     assert json.loads((tmp_path / "mapped" / "manifest.json").read_text())["with_map"] is True
+
+
+def test_cli_help_teaches_and_errors_exit_1_with_the_fix(tmp_path, capsys):
+    from bot.cli import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps(fast_config(tmp_path / "data").model_dump(mode="json")))
+    assert main(["export", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "--with-map" in shown and "--format [parquet|jsonl]" in shown and "ragbot export --out" in shown
+    assert main(["import", "--help"]) == 0
+    assert "chroma run" in capsys.readouterr().out
+
+    assert main(["--config", str(config), "import", str(tmp_path / "nope")]) == 1
+    assert "nope: no such file or folder" in capsys.readouterr().err
+    assert main(["--config", str(config), "export", "--out", str(tmp_path / "out")]) == 1
+    assert "Nothing is ingested yet" in capsys.readouterr().err and not (tmp_path / "out").exists()
