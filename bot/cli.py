@@ -1,4 +1,4 @@
-"""The `ragbot` command line: ingest, search, eval, ask, chat, status, map and config.
+"""The `ragbot` command line: ingest, search, eval, ask, chat, status, map, export, import and config.
 
 The one place that turns exceptions into exit codes: 1 for errors, 2 for bad usage
 (click's own). `--debug` shows the traceback instead.
@@ -432,7 +432,7 @@ def map_command(
                 if not any(counts.values()):
                     raise RagError("Nothing is ingested yet, so there is nothing to map. Run `ragbot ingest PATH...` first.")
                 name = max(sorted(counts), key=counts.__getitem__)
-            records.append(read_space(kb.store, name))
+            records.append(read_space(kb, name))
     # numba compiles UMAP's kernels on first use (tens of seconds): keep them in the data dir
     enable_numba_cache(config.data_path() / "numba-cache")
     namer = None
@@ -451,6 +451,74 @@ def map_command(
         noise = int((layer.clusters < 0).sum())
         click.echo(f"{layer.name}: {len(layer.records):,} chunks, {len(layer.topics)} clusters, {noise:,} unclustered")
     click.echo(f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB). Open it in a browser; it works offline.")
+
+
+@cli.command(name="export")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to create (it must not exist yet).")
+@click.option("--space", "spaces", multiple=True, metavar="NAME", help="Export only this space (repeatable; default: every space with chunks).")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl"]), default="parquet", show_default=True, help="File format of the data files.")
+@click.option("--with-map", is_flag=True, help="Add x, y, cluster and topic columns: the layout of `ragbot map` (same seed).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+def export_command(obj: _Context, out: Path, spaces: tuple[str, ...], fmt: str, with_map: bool, as_json: bool) -> None:
+    """Export every chunk: vector, text, source and locators, one file per space, plus manifest.json.
+
+    \b
+    A backup, a move to another store (`ragbot import`), or data for pandas, DuckDB,
+    embedding-atlas or a Nomic Atlas upload (a `text` and a `vector` column). The store is
+    read page by page, so memory stays flat; the folder appears only once it is complete.
+    \b
+    Examples:
+      ragbot export --out backup-2026-12-02
+      ragbot export --out en-map --space en --with-map
+      ragbot export --out dump --format jsonl
+    """
+    from bot.runtime import open_ingestor, open_knowledge_base
+
+    config, _ = obj.config
+    if with_map:
+        from rag.atlas.projection import enable_numba_cache
+
+        enable_numba_cache(config.data_path() / "numba-cache")
+    with open_knowledge_base(config) as kb, open_ingestor(config, kb, progress=_progress_factory()) as ingestor:
+        report = ingestor.export(out, spaces, fmt, config.map if with_map else None)
+    if as_json:
+        _echo_json(report.as_json())
+        return
+    click.echo(f"Exported {report.chunks:,} chunk(s) to {out} in {report.seconds:.1f} s")
+    for s in report.spaces:
+        click.echo(f"  {s.space:<8} {s.chunks:>9,} chunks  {s.dim:>5}-d  {s.model}  {s.file} ({s.bytes / 1e6:.1f} MB)")
+
+
+@cli.command(name="import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+def import_command(obj: _Context, path: Path, as_json: bool) -> None:
+    """Load an export (a folder from `ragbot export`) into the configured store, without re-embedding.
+
+    \b
+    Restores a backup, or moves an embedded store to a `chroma run` server (import with
+    store.mode: server). Chunks already present are skipped; the ingest bookkeeping is written,
+    so a later `ragbot ingest` of the same files embeds nothing. Refused before anything is
+    written: another model or dimension than config.yaml's, a newer export format, a
+    truncated or corrupted file.
+    \b
+    Example:
+      ragbot --config server.yaml import backup-2026-12-02
+    """
+    from bot.runtime import open_ingestor, open_knowledge_base
+
+    config, _ = obj.config
+    with open_knowledge_base(config) as kb, open_ingestor(config, kb, progress=_progress_factory()) as ingestor:
+        report = ingestor.import_export(path)
+    if as_json:
+        _echo_json(report.as_json())
+        return
+    data = report.as_json()
+    click.echo(f"Imported {data['imported']:,} chunk(s) of {report.sources:,} source(s) from {path} in {report.seconds:.1f} s")
+    for space, counts in data["spaces"].items():
+        click.echo(f"  {space:<8} {counts['imported']:>9,} imported  {counts['skipped']:>9,} already present")
 
 
 @cli.group()

@@ -17,3 +17,7 @@ class IngestBusyError(IngestError):
 
 class EmptySourceError(LoadError):
     """A file holds no text at all; a previously ingested one has been emptied."""
+
+
+class TransferError(IngestError):
+    """An export cannot be written, or an export cannot be imported as it is."""

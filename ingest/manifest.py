@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +96,30 @@ class Manifest:
             self._db.execute("DELETE FROM sources WHERE source = ?", (source,))
             self._db.execute("INSERT INTO sources VALUES (?, ?, ?)", (source, fingerprint, len(chunks)))
             self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", [(c, s, source) for c, s in chunks])
+
+    def merge_sources(self, chunks: Mapping[tuple[str, str], Iterable[tuple[str, str]]]) -> None:
+        """Add chunk ids (id, space) to sources' records, keyed by (source, fingerprint), in one transaction.
+
+        For an import, possibly in pieces. A source not yet recorded takes the given fingerprint,
+        so a later ingest of the same file finds it unchanged. A recorded one with another
+        fingerprint is marked for re-ingest: its next ingest reads the file again (re-using every
+        stored vector) and drops what the file no longer yields.
+        """
+        with self._transaction():
+            for (source, fingerprint), ids in chunks.items():
+                row = self._db.execute("SELECT fingerprint FROM sources WHERE source = ?", (source,)).fetchone()
+                if row is None:
+                    self._db.execute("INSERT INTO sources VALUES (?, ?, 0)", (source, fingerprint))
+                elif row[0] != fingerprint:
+                    self._db.execute("UPDATE sources SET fingerprint = '' WHERE source = ?", (source,))
+                self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", [(c, s, source) for c, s in ids])
+                self._db.execute(
+                    "UPDATE sources SET chunks = (SELECT COUNT(*) FROM chunks WHERE source = ?) WHERE source = ?", (source, source)
+                )
+
+    def fingerprints(self) -> dict[str, str]:
+        """Every recorded source's fingerprint."""
+        return dict(self._db.execute("SELECT source, fingerprint FROM sources").fetchall())
 
     def remove_source(self, source: str) -> None:
         """Forget a source and its chunks."""

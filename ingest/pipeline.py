@@ -18,6 +18,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,6 +226,25 @@ class Ingestor:
 
         confine_to (chat-triggered runs): folder walks follow no symlink out of these roots.
         """
+        with self._exclusive():
+            return self._run(paths, rebuild, confine_to)
+
+    def export(self, out: Path, spaces: Sequence[str] = (), fmt: str = "parquet", map_config=None):
+        """Write the store's chunks, vectors and locators to an export folder (ingest.transfer)."""
+        from ingest.transfer import export_knowledge
+
+        with self._exclusive():  # no ingest changes the store while it is paged through
+            return export_knowledge(self.kb, self.manifest, out, spaces, fmt, map_config, progress=self._progress)
+
+    def import_export(self, path: Path):
+        """Load an export into the store without re-embedding, with its bookkeeping (ingest.transfer)."""
+        from ingest.transfer import import_knowledge
+
+        with self._exclusive():
+            return import_knowledge(self.kb, self.manifest, path, progress=self._progress)
+
+    @contextmanager
+    def _exclusive(self):
         lock = FileLock(str(self._lock_path))
         try:
             lock.acquire(timeout=0)
@@ -233,7 +253,7 @@ class Ingestor:
                 "Another ingest is already running on this data directory; wait for it to finish."
             ) from None
         try:
-            return self._run(paths, rebuild, confine_to)
+            yield
         finally:
             lock.release()
 

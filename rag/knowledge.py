@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from rag.config import EmbeddingConfig, RetrievalConfig
 from rag.embedders import Embedder, build_embedder
 from rag.keywords import KeywordIndex
 from rag.records import Passage
-from rag.store import VectorStore
+from rag.store import StoredPage, VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,18 @@ class KnowledgeBase:
 
     # Every write goes through these, so the keyword index stays in step with the vectors.
     def write(self, space: str, chunks, vectors) -> None:
-        """Store chunks and their vectors in a space (existing ids are replaced), and index their words."""
+        """Store chunks and their vectors in a space (existing ids are replaced), and index their words.
+
+        The vectors may come from anywhere (the embedder, the store, an export); they are taken
+        as the configured model's, so callers check that first (`check_model`).
+        """
         self.store.upsert(space, self.model_id(space), chunks, vectors)
+        if self._keywords is not None:
+            self._keywords.add(space, [c.id for c in chunks], [c.indexed_text for c in chunks])
+
+    def restore(self, space: str, chunks, vectors) -> None:
+        """Write chunks with vectors read from a store (an import): the store gives them back bit for bit."""
+        self.store.upsert(space, self.model_id(space), chunks, vectors, as_read=True)
         if self._keywords is not None:
             self._keywords.add(space, [c.id for c in chunks], [c.indexed_text for c in chunks])
 
@@ -98,6 +108,31 @@ class KnowledgeBase:
         self.store.drop_space(space)
         if self._keywords is not None:
             self._keywords.drop(space)
+
+    # Reads of what is stored, for export, the map and tools (the store stays behind this door).
+    def stored_spaces(self) -> list[str]:
+        """Spaces that have a collection in the store (configured or not)."""
+        return self.store.spaces()
+
+    def space_info(self, space: str) -> dict | None:
+        """The model and dimension a space was built with, and its chunk count; None if absent."""
+        return self.store.space_info(space)
+
+    def count(self, space: str) -> int:
+        """Chunks stored in a space."""
+        return self.store.count(space)
+
+    def pages(self, space: str, size: int = 1000, vectors: bool = True) -> Iterator[StoredPage]:
+        """Every stored chunk of a space (ids, texts, metadata, vectors), `size` at a time: flat memory at any size."""
+        return self.store.pages(space, size=size, vectors=vectors)
+
+    def existing_ids(self, space: str, ids: Sequence[str]) -> set[str]:
+        """Which of the given chunk ids a space already holds."""
+        return self.store.existing(space, ids)
+
+    def check_model(self, space: str) -> None:
+        """Refuse a space whose stored vectors were built by another model than the configured one."""
+        self.store.check_model(space, self.model_id(space))
 
     @property
     def retriever(self):

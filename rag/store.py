@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,20 @@ logger = logging.getLogger(__name__)
 
 MODEL_KEY = "ragbot_model"
 DIM_KEY = "ragbot_dim"
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """A page of a space's stored chunks: ids, texts, metadata (locator fields flattened in) and vectors."""
+
+    space: str
+    ids: list[str]
+    texts: list[str]
+    metadatas: list[dict]
+    vectors: np.ndarray | None  # float32, one row per id; None when not asked for
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def _client_settings():
@@ -210,12 +226,17 @@ class VectorStore:
             return 1000
 
     @_server_errors
-    def upsert(self, space: str, model_id: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        """Write chunks and their vectors, in batches Chroma accepts; existing ids are replaced."""
+    def upsert(self, space: str, model_id: str, chunks: Sequence[Chunk], vectors: np.ndarray, as_read: bool = False) -> None:
+        """Write chunks and their vectors, in batches Chroma accepts; existing ids are replaced.
+
+        as_read: the vectors were read from a store (an export), and must read back bit for bit.
+        """
         if not chunks:
             return
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk expected")
+        if as_read:
+            vectors = cosine_preimage(vectors)
         collection = self._ensure(space, model_id, vectors.shape[1])
         unique: dict[str, int] = {}
         for i, chunk in enumerate(chunks):
@@ -294,6 +315,36 @@ class VectorStore:
             out[cid] = (_passage(space, cid, doc, meta, 0.0), None if emb is None else np.asarray(emb, dtype=np.float32))
         return out
 
+    def existing(self, space: str, ids: Sequence[str]) -> set[str]:
+        """Which of the given ids a space holds."""
+        collection = self._get(space)
+        if collection is None or not ids:
+            return set()
+        found: set[str] = set()
+        step = self.max_batch_size
+        for start in range(0, len(ids), step):
+            found.update(collection.get(ids=list(ids[start : start + step]), include=[])["ids"])
+        return found
+
+    def pages(self, space: str, size: int = 1000, vectors: bool = True) -> Iterator[StoredPage]:
+        """Every stored chunk of a space, `size` at a time, in the store's own order (flat memory)."""
+        collection = self._get(space)
+        if collection is None:
+            return
+        include = ["documents", "metadatas", "embeddings"] if vectors else ["documents", "metadatas"]
+        offset = 0
+        while True:
+            got = collection.get(include=include, limit=size, offset=offset)
+            n = len(got["ids"])
+            if n:
+                matrix = np.asarray(got["embeddings"], dtype=np.float32) if vectors else None
+                yield StoredPage(
+                    space, list(got["ids"]), [d or "" for d in got["documents"]], [dict(m or {}) for m in got["metadatas"]], matrix
+                )
+            if n < size:
+                return
+            offset += size
+
     def texts(self, space: str) -> Iterable[tuple[list[str], list[str]]]:
         """Every stored (ids, indexed texts) of a space, page by page (to rebuild side indexes)."""
         collection = self._get(space)
@@ -336,6 +387,62 @@ class VectorStore:
         return [_passage(space, cid, doc, meta, 1.0 - float(dist)) for cid, doc, meta, dist in rows]
 
 
+# -- exact rewrites -------------------------------------------------------------------------
+# A cosine collection keeps each vector as hnswlib normalizes it (x * 1/|x|, the norm summed in
+# order in float32) and gives back that times |x|: often 1 ulp off what was written. Writing back
+# what was read (an export) would drift by that much at each copy, so `as_read` writes instead
+# a vector that this arithmetic turns into exactly the one read (found among a few ulps around
+# it; for unit vectors, as every embedder here gives, one is found for every row).
+_F32 = np.float32
+
+
+def _norms(x: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.cumsum(x * x, axis=1, dtype=_F32)[:, -1]).astype(_F32)
+
+
+def _read_back(x: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+    """What a Chroma cosine collection returns for written float32 vectors x (chromadb 1.5)."""
+    n = _norms(x) if norms is None else norms
+    inv = (_F32(1) / (n + _F32(1e-30))).astype(_F32)
+    return ((x * inv[:, None]).astype(_F32) * n[:, None]).astype(_F32)
+
+
+def _ulps(x: np.ndarray, k: int) -> np.ndarray:
+    toward = _F32(np.inf if k > 0 else -np.inf)
+    for _ in range(abs(k)):
+        x = np.nextafter(x, toward).astype(_F32)
+    return x
+
+
+def cosine_preimage(vectors: np.ndarray) -> np.ndarray:
+    """Vectors that a cosine collection gives back as exactly `vectors` (rows with none found stay as they are)."""
+    v = np.ascontiguousarray(vectors, dtype=_F32)
+    out = v.copy()
+    todo = np.flatnonzero(~(_read_back(v) == v).all(axis=1))
+    if not len(todo):
+        return out
+    target = v[todo]
+    steps = (0, 1, -1, 2, -2, 3, -3)
+    candidates = [_ulps(target, k) for k in steps]
+    base = _norms(target)
+    open_rows = np.ones(len(todo), dtype=bool)
+    for j in steps:  # the norm the written vector should have, a few ulps around the target's
+        if not open_rows.any():
+            break
+        norm = _ulps(base, j)
+        best = target.copy()
+        found = np.zeros(target.shape, dtype=bool)
+        for cand in candidates:  # per component, the nearest value that reads back right
+            hit = ~found & (_read_back(cand, norm) == target)
+            best[hit] = cand[hit]
+            found |= hit
+        good = open_rows & found.all(axis=1)
+        good[good] = (_read_back(best[good]) == target[good]).all(axis=1)
+        out[todo[good]] = best[good]
+        open_rows &= ~good
+    return out
+
+
 def _passage(space: str, cid: str, doc: str | None, meta: dict | None, score: float) -> Passage:
     meta = dict(meta or {})
     return Passage(
@@ -355,3 +462,10 @@ def chunk_metadata(chunk: Chunk) -> dict:
     meta.update(chunk.locator.fields())
     meta["source"] = chunk.source
     return meta
+
+
+def stored_chunk(cid: str, text: str, meta: dict) -> Chunk:
+    """The chunk whose `chunk_metadata` is meta (the inverse of it): a stored record as written."""
+    locator = Locator.from_fields(meta)
+    rest = {k: v for k, v in meta.items() if k != "source" and k not in locator.fields()}
+    return Chunk(id=cid, text=text, source=str(meta.get("source", "")), locator=locator, metadata=rest)

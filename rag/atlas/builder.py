@@ -45,31 +45,25 @@ class MapLayer:
     topics: list[Topic]
 
 
-def read_space(store, space: str, page: int = 5000) -> SpaceRecords:
-    """Read a whole space (vectors included) from a VectorStore, page by page."""
-    collection = store._get(space)
-    if collection is None or collection.count() == 0:
+def read_space(kb, space: str, page: int = 5000) -> SpaceRecords:
+    """Read a whole space (vectors included) from a KnowledgeBase, page by page."""
+    info = kb.space_info(space)
+    if not info or not info.get("chunks"):
         raise RagError(
             f"The '{space}' space is empty: there is nothing to map. "
             "Ingest documents first (`ragbot ingest PATH...`), or pick another space with --space "
             "(`ragbot status` lists them)."
         )
-    model = str((collection.metadata or {}).get("ragbot_model") or "")
+    model = str(info.get("model") or "")
     ids: list[str] = []
     texts: list[str] = []
     metas: list[dict] = []
     vectors: list[np.ndarray] = []
-    offset = 0
-    while True:
-        got = collection.get(include=["embeddings", "documents", "metadatas"], limit=page, offset=offset)
-        ids.extend(got["ids"])
-        texts.extend(doc or "" for doc in got["documents"])
-        metas.extend(dict(m or {}) for m in got["metadatas"])
-        if len(got["ids"]):
-            vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
-        if len(got["ids"]) < page:
-            break
-        offset += page
+    for got in kb.pages(space, size=page):
+        ids.extend(got.ids)
+        texts.extend(got.texts)
+        metas.extend(got.metadatas)
+        vectors.append(got.vectors)
     # a stable order (by id) makes the map the same whatever order Chroma returns
     order = sorted(range(len(ids)), key=ids.__getitem__)
     matrix = np.concatenate(vectors)[order]
