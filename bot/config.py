@@ -57,6 +57,18 @@ class SlackConfig(_Strict):
     stream_interval_s: float = Field(
         1.5, ge=0, description="Least seconds between edits of the placeholder while an answer streams (0: no streaming)."
     )
+    native_streaming: bool = Field(
+        True,
+        description="Use Slack's AI app features where the workspace allows them (chat.startStream, thread status, "
+        "feedback buttons); false: always the placeholder edited with chat.update.",
+    )
+    native_stream_interval_s: float = Field(
+        0.5, ge=0, description="Least seconds between chat.appendStream calls while an answer streams natively."
+    )
+    suggested_prompts: list[str] = Field(
+        default_factory=list, max_length=4,
+        description="Prompts offered when a user opens ragbot in the assistant side panel (at most 4); empty: three defaults.",
+    )
     dedupe_ttl_s: float = Field(3600.0, gt=0, description="How long a delivered event id is remembered to drop Slack's retries.")
     api_url: str | None = Field(None, description="Slack Web API base URL (env SLACK_API_URL overrides); null: https://slack.com/api/.")
 
