@@ -315,3 +315,16 @@ def test_the_channel_the_user_looks_at_chooses_sets_but_never_widens_them(tmp_pa
         assert all("hr" not in s for s in searched)
     finally:
         h.close()
+
+
+def test_the_manifest_asks_for_the_assistant_view_scopes_and_events_the_app_handles():
+    from pathlib import Path
+
+    import yaml
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parent.parent / "slack-app-manifest.yaml").read_text())
+    assert manifest["features"]["assistant_view"]["assistant_description"]
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"assistant:write", "chat:write", "im:history"} <= scopes
+    events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert {"assistant_thread_started", "assistant_thread_context_changed", "message.im", "app_mention"} <= events
