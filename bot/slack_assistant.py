@@ -47,6 +47,15 @@ class MemoryThreadContextStore(AssistantThreadContextStore):
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
 
+    def started(self, channel_id: str, thread_ts: str, context: dict | None) -> None:
+        """A thread opened in the side panel (with the channel the user looked at, if any)."""
+        self.save(channel_id=channel_id, thread_ts=thread_ts, context=context or {})
+
+    def is_assistant_thread(self, channel_id: str, thread_ts: str) -> bool:
+        """Whether the thread was opened in the side panel (since this process started)."""
+        with self._lock:
+            return (channel_id, thread_ts) in self._items
+
     def find(self, *, channel_id: str, thread_ts: str) -> AssistantThreadContext | None:
         with self._lock:
             context = self._items.get((channel_id, thread_ts))
@@ -67,8 +76,7 @@ def register_assistant(app: App, core: BotCore, config: SlackConfig, ask_in_thre
     @assistant.thread_started
     def started(payload: dict, set_suggested_prompts) -> None:
         thread = payload["assistant_thread"]
-        if (thread.get("context") or {}).get("channel_id"):
-            store.save(channel_id=thread["channel_id"], thread_ts=thread["thread_ts"], context=thread["context"])
+        store.started(thread["channel_id"], thread["thread_ts"], thread.get("context"))
         try:
             set_suggested_prompts(prompts=suggested_prompts(config), title=bot_text("prompts_title"))
         except SlackApiError as exc:
@@ -79,7 +87,7 @@ def register_assistant(app: App, core: BotCore, config: SlackConfig, ask_in_thre
         if payload.get("bot_id") or not payload.get("user"):
             return
         channel, thread, text = payload["channel"], payload["thread_ts"], payload.get("text", "")
-        if not core.knows_thread("slack", channel, thread) and text.strip():
+        if store.is_assistant_thread(channel, thread) and not core.knows_thread("slack", channel, thread) and text.strip():
             try:  # the first question names the thread in the History tab
                 set_title(core.thread_title(text))
             except SlackApiError as exc:

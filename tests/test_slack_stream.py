@@ -291,6 +291,17 @@ def test_assistant_thread_is_titled_from_its_first_question_and_answered_with_st
         h.close()
 
 
+def test_a_plain_dm_thread_is_answered_without_a_title(tmp_path):
+    h = harness(tmp_path)
+    try:
+        panel_message(h, "What happens when I delete a file?", "501.1", "EvPlain")  # no assistant_thread_started
+        stopped(h.api)
+        assert h.api.called("chat.startStream")[0]["thread_ts"] == "500.1"
+        assert not h.api.called("assistant.threads.setTitle")
+    finally:
+        h.close()
+
+
 def test_the_channel_the_user_looks_at_chooses_sets_but_never_widens_them(tmp_path):
     """The context channel comes from the user's client: it may narrow the DM's sets, never add one (e.g. HR's)."""
     retriever = RecordingRetriever([REINGEST, ADMINS])
