@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.core import STAGE_WRITING, Reply
 from bot.slack_format import reply_messages, stream_markdown, streaming_text, tail_blocks
@@ -39,6 +39,7 @@ CAPABILITY_ERRORS = frozenset({
     "method_deprecated", "team_access_not_granted", "enterprise_is_restricted", "access_denied",
 })
 STATUS, STREAM, FEEDBACK = "status", "stream", "feedback_buttons"
+_FAILED = (SlackClientError, OSError)  # Slack said no, or the call did not get through: both end in the fallback
 
 
 def _error(exc: Exception) -> str:
@@ -216,7 +217,7 @@ class AnswerPoster:
         try:
             self.set_status(status=status, loading_messages=loading)
             return True
-        except SlackApiError as exc:
+        except _FAILED as exc:
             self.features.refused(self.team, STATUS, _error(exc))
             logger.info("thread status refused (%s)", _error(exc))
             return False
@@ -233,7 +234,7 @@ class AnswerPoster:
             for piece in stream_markdown(self._pending):
                 stream.append(markdown_text=piece)  # a buffer of 1: the first append is chat.startStream
             self.stream = stream
-        except SlackApiError as exc:
+        except _FAILED as exc:
             self.features.refused(self.team, STREAM, _error(exc))
             logger.info("chat.startStream refused (%s); answering with chat.update", _error(exc))
             self.fallback = ThreadPoster(self.client, self.channel, self.thread_ts, self.fallback_interval_s, self.lang)
@@ -247,7 +248,7 @@ class AnswerPoster:
                 self.stream.append(markdown_text=piece)
             self._pending = ""
             self._last_append = time.monotonic()
-        except SlackApiError as exc:  # expired or refused mid-way: go on editing the same message
+        except _FAILED as exc:  # expired or refused mid-way: go on editing the same message
             logger.info("chat.appendStream failed (%s); finishing with chat.update", _error(exc))
             self._edit_instead()
 
@@ -271,12 +272,12 @@ class AnswerPoster:
                 return
             try:
                 self.stream.stop(markdown_text=last, blocks=tail_blocks(reply, native_feedback=native) or None)
-            except SlackApiError as exc:
+            except _FAILED as exc:
                 if not native or _error(exc) != "invalid_blocks":
                     raise
                 self.features.refused(self.team, FEEDBACK, "not_allowed")  # the workspace does not take feedback_buttons
                 self.stream.stop(blocks=tail_blocks(reply) or None)  # the text is still in the stream's buffer
-        except SlackApiError as exc:
+        except _FAILED as exc:
             logger.info("chat.stopStream failed (%s); finishing with chat.update", _error(exc))
             self._edit_instead()
             self.fallback.finish(reply)
