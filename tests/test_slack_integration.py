@@ -41,4 +41,5 @@ def test_mention_answered_from_the_sample_corpus_with_sources(tmp_path, monkeypa
             api.close()
     text = "\n".join(b["text"]["text"] for b in final["blocks"] if b["type"] == "section")
     assert "*Sources*" in text and "[1]" in text
-    assert any(b["type"] == "actions" for b in final["blocks"])
+    # Slack's own feedback buttons (the workspace takes them)
+    assert any(b["type"] == "context_actions" and b["elements"][0]["type"] == "feedback_buttons" for b in final["blocks"])
