@@ -177,6 +177,17 @@ def test_where_the_thread_status_is_refused_the_placeholder_shows_as_before(tmp_
         h.close()
 
 
+def test_native_streaming_switched_off_in_config_posts_the_placeholder(tmp_path):
+    h = harness(tmp_path, native_streaming=False)
+    try:
+        mention(h, "What happens when I delete a file?")
+        answered(h.api)
+        assert h.api.called("chat.postMessage")[0]["text"] == "Looking through the documents…"
+        assert not [m for m in methods(h.api) if m.startswith("assistant.") or m in STREAM_METHODS]
+    finally:
+        h.close()
+
+
 def test_a_stream_that_stops_taking_text_is_finished_with_chat_update(tmp_path):
     h = harness(tmp_path)
     h.api.refuse["chat.appendStream"] = "message_not_in_streaming_state"
@@ -339,3 +350,36 @@ def test_the_manifest_asks_for_the_assistant_view_scopes_and_events_the_app_hand
     assert {"assistant:write", "chat:write", "im:history"} <= scopes
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     assert {"assistant_thread_started", "assistant_thread_context_changed", "message.im", "app_mention"} <= events
+
+
+def test_core_context_channel_only_chooses_among_the_asking_channels_sets(tmp_path):
+    from bot.core import BotCore
+    from bot.feedback import FeedbackStore
+
+    core = BotCore(FakeAnswerer(), BotConfig(default_sets=["general", "eng"]), FeedbackStore(tmp_path),
+                   channel_sets={"CENG": ["eng"], "CHR": ["hr"], "DHR": ["hr", "general"]})
+    try:
+        assert core.sets_for("D1") == ["general", "eng"]
+        assert core.sets_for("D1", "CENG") == ["eng"]
+        assert core.sets_for("D1", "CHR") == ["general", "eng"]  # nothing in common: the DM's own
+        assert core.sets_for("DHR", "CHR") == ["hr"]  # a DM mapped to hr may narrow to it
+        assert core.where_for("D1", "CHR") == {"set": {"$in": ["general", "eng"]}}
+        assert BotCore.thread_title("How do I re-ingest?") == "How do I re-ingest?"
+        long = BotCore.thread_title("word " * 40)
+        assert len(long) <= 60 and long.endswith("…") and not long[:-1].endswith(" ")
+    finally:
+        core.close()
+
+
+def test_a_refused_feature_is_tried_again_after_an_hour_and_other_errors_are_not_remembered():
+    from bot.slack_stream import STREAM, SlackFeatures
+
+    now = [0.0]
+    features = SlackFeatures(clock=lambda: now[0])
+    features.refused("T1", STREAM, "ratelimited")  # a passing failure: not a capability
+    assert features.allows("T1", STREAM)
+    features.refused("T1", STREAM, "not_allowed")
+    assert not features.allows("T1", STREAM) and features.allows("T2", STREAM)
+    now[0] = 3601
+    assert features.allows("T1", STREAM)
+    assert not SlackFeatures(enabled=False).allows("T1", STREAM)  # slack.native_streaming: false
