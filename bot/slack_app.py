@@ -4,7 +4,9 @@ Listeners only translate and hand the question to `BotCore.submit`, which answer
 core's own worker pool, so Bolt's 5 listener threads are never held by a long answer and
 every event, command and button is acked within Slack's 3 s. Slack's retries of an event
 (same `event_id`, `X-Slack-Retry-Num`) are dropped by a global middleware, in HTTP and
-Socket Mode alike.
+Socket Mode alike. Answers in threads go out through `AnswerPoster` (bot/slack_stream.py:
+Slack's native stream and thread status where allowed, else the placeholder edited with
+chat.update); the assistant side panel is Bolt's `Assistant` middleware (bot/slack_assistant.py).
 """
 
 from __future__ import annotations
