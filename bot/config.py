@@ -96,9 +96,11 @@ class DiscordConfig(_Strict):
     )
     guild_id: int | None = Field(None, description="Sync app commands to this server only (instant); null: globally.")
     thread_archive_minutes: int = Field(1440, description="Auto-archive of answer threads: 60, 1440, 4320 or 10080 minutes.")
-    stream_answers: bool = Field(True, description="Stream LLM answers into the /ask reply by editing it as the text grows.")
+    stream_answers: bool = Field(
+        True, description="Stream LLM answers (the /ask reply, a mention's thread, a DM) by editing them as the text grows."
+    )
     stream_interval_s: float = Field(
-        1.0, ge=1.0, description="Least seconds between edits of a streaming /ask reply (Discord's rate limits: at least 1)."
+        1.0, ge=1.0, description="Least seconds between requests of a streaming answer (Discord's rate limits: at least 1)."
     )
     max_ratelimit_timeout: float = Field(
         10.0, ge=1.0, description="Longest 429 wait (s) before a send gives up and the user is told the bot is busy."

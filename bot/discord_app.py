@@ -92,24 +92,21 @@ def _expired(exc: discord.HTTPException) -> bool:
     return exc.status in (401, 404) and (exc.code in _EXPIRED_CODES or exc.status == 404)
 
 
-class DeferredStream:
-    """An LLM answer streamed into an interaction's deferred reply.
+class StreamedReply:
+    """An LLM answer shown while it is written, in one or more Discord messages.
 
     The core's worker hands over checked text (on_token, any thread); the event loop sends it
-    as at most one request per interval_s: an edit of the reply (or of the follow-up holding
-    the end of a long answer), or a new follow-up when the text passes Discord's 2,000
-    characters. finish() waits out the interval too and shows the reply as it would have
-    been sent, with the sources embed and buttons. Every request carries AllowedMentions.none().
+    as at most one request per interval_s: an edit of the message holding the end of the text,
+    or a new message when the text passes Discord's 2,000 characters. finish() waits out the
+    interval too and shows the reply as it would have been sent, with the sources embed and
+    buttons. Every request carries AllowedMentions.none(). Subclasses say where messages go.
     """
 
-    def __init__(self, interaction: discord.Interaction, loop: asyncio.AbstractEventLoop, ephemeral: bool, interval_s: float):
-        self.interaction = interaction
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float):
         self.loop = loop
-        self.ephemeral = ephemeral
         self.interval_s = interval_s
-        self.shown: list[str] = []  # content shown in the reply (0) and its follow-ups (1..)
-        self.followups: list[discord.WebhookMessage] = []
-        self.requests: list[float] = []  # loop.time() of each request (edits and sends), for the benchmark
+        self.shown: list[str] = []  # the content shown in each message so far
+        self.requests: list[float] = []  # loop.time() of each request (edits and sends)
         self._text = ""
         self._lock = threading.Lock()
         self._scheduled = False
@@ -118,6 +115,18 @@ class DeferredStream:
         self._stopped = asyncio.Event()
         self._context = contextvars.copy_context()  # the handler's (discord.py keeps its webhook adapter there)
 
+    # -- where the messages go ----------------------------------------------------------
+    async def _post(self, i: int, **kwargs) -> None:
+        """Send message i (the next one)."""
+        raise NotImplementedError
+
+    async def _edit(self, i: int, **kwargs) -> None:
+        raise NotImplementedError
+
+    async def _delete(self, i: int) -> None:
+        raise NotImplementedError
+
+    # -- streaming ----------------------------------------------------------------------
     @property
     def started(self) -> bool:
         return bool(self.shown)
@@ -146,36 +155,23 @@ class DeferredStream:
             except asyncio.TimeoutError:
                 pass
 
-    async def _wait_turn(self) -> None:
-        if self.requests:
-            await asyncio.sleep(max(0.0, self.requests[-1] + self.interval_s - self.loop.time()))
-        self.requests.append(self.loop.time())
-
     async def _step(self, pieces: list[str]) -> None:
         """One request: edit the first shown message whose text changed, else send the next piece."""
         for i, piece in enumerate(pieces[: len(self.shown)]):
             if piece != self.shown[i]:
+                self.requests.append(self.loop.time())
                 await self._edit(i, content=piece, allowed_mentions=NO_MENTIONS)
                 self.shown[i] = piece
                 return
         if len(pieces) > len(self.shown):
-            piece = pieces[len(self.shown)]
-            if not self.shown:
-                await self._edit(0, content=piece, allowed_mentions=NO_MENTIONS)
-            else:
-                self.requests.append(self.loop.time())
-                message = await self.interaction.followup.send(
-                    content=piece, ephemeral=self.ephemeral, allowed_mentions=NO_MENTIONS, wait=True
-                )
-                self.followups.append(message)
-            self.shown.append(piece)
+            self.requests.append(self.loop.time())
+            await self._post(len(self.shown), content=pieces[len(self.shown)], allowed_mentions=NO_MENTIONS)
+            self.shown.append(pieces[len(self.shown)])
 
-    async def _edit(self, i: int, **kwargs) -> None:
+    async def _wait_turn(self) -> None:
+        if self.requests:
+            await asyncio.sleep(max(0.0, self.requests[-1] + self.interval_s - self.loop.time()))
         self.requests.append(self.loop.time())
-        if i == 0:
-            await self.interaction.edit_original_response(**kwargs)
-        else:
-            await self.followups[i - 1].edit(**kwargs)
 
     async def stop(self) -> None:
         """No more streaming edits: the loop's task ends after the request in flight, if any."""
@@ -187,22 +183,62 @@ class DeferredStream:
     async def finish(self, reply: Reply, share: bool = False) -> None:
         """Show the reply in the streamed messages (sources embed and buttons on the last), sending or deleting the difference."""
         await self.stop()
-        payloads = final_payloads(reply, len(self.shown))
-        messages = _kwargs(payloads, reply, share)
+        shown = len(self.shown)
+        messages = _kwargs(final_payloads(reply, shown), reply, share)
         for i, kwargs in enumerate(messages):
             await self._wait_turn()
-            if i < len(self.shown):
+            if i < shown:
                 kwargs.setdefault("content", None)
                 kwargs.setdefault("embed", None)
-                if i == 0:
-                    await self.interaction.edit_original_response(**kwargs)
-                else:
-                    await self.followups[i - 1].edit(**kwargs)
+                await self._edit(i, **kwargs)
             else:
-                await self.interaction.followup.send(ephemeral=self.ephemeral, **kwargs)
+                await self._post(i, **kwargs)
             _sent(kwargs)
-        for extra in self.followups[len(messages) - 1 :]:
-            await extra.delete()
+        for i in range(shown - 1, len(messages) - 1, -1):
+            await self._delete(i)
+
+
+class DeferredStream(StreamedReply):
+    """Into an interaction's deferred reply (/ask), a long answer going on in follow-ups."""
+
+    def __init__(self, interaction: discord.Interaction, loop: asyncio.AbstractEventLoop, ephemeral: bool, interval_s: float):
+        super().__init__(loop, interval_s)
+        self.interaction = interaction
+        self.ephemeral = ephemeral
+        self.followups: list[discord.WebhookMessage] = []
+
+    async def _post(self, i: int, **kwargs) -> None:
+        if i == 0:
+            await self.interaction.edit_original_response(**kwargs)
+        else:
+            self.followups.append(await self.interaction.followup.send(ephemeral=self.ephemeral, wait=True, **kwargs))
+
+    async def _edit(self, i: int, **kwargs) -> None:
+        if i == 0:
+            await self.interaction.edit_original_response(**kwargs)
+        else:
+            await self.followups[i - 1].edit(**kwargs)
+
+    async def _delete(self, i: int) -> None:
+        await self.followups[i - 1].delete()
+
+
+class ChannelStream(StreamedReply):
+    """Into a channel or thread (a mention's thread, a DM): messages sent there and edited."""
+
+    def __init__(self, target, loop: asyncio.AbstractEventLoop, interval_s: float):
+        super().__init__(loop, interval_s)
+        self.target = target
+        self.messages: list[discord.Message] = []
+
+    async def _post(self, i: int, **kwargs) -> None:
+        self.messages.append(await self.target.send(**kwargs))
+
+    async def _edit(self, i: int, **kwargs) -> None:
+        self.messages[i] = await self.messages[i].edit(**kwargs)
+
+    async def _delete(self, i: int) -> None:
+        await self.messages[i].delete()
 
 
 class RagbotClient(discord.Client):
@@ -315,11 +351,23 @@ class RagbotClient(discord.Client):
             logger.warning("could not open a thread (%s); answering in the channel", exc.status)
             target, key = channel, str(message.id)
         incoming = IncomingMessage(question, str(message.author.id), self._sets_channel(channel, channel.id), key, platform=PLATFORM)
+        stream = None
+        if self.config.stream_answers and self.core.streams:
+            stream = ChannelStream(target, asyncio.get_running_loop(), self.config.stream_interval_s)
+        on_token = stream.on_token if stream else None
         try:
             async with target.typing():
-                reply = await self.ask_core(incoming)
+                reply = await self.ask_core(incoming, on_token=on_token)
         except discord.HTTPException:  # typing is cosmetic; answer anyway
-            reply = await self.ask_core(incoming)
+            reply = await self.ask_core(incoming, on_token=on_token)
+        if stream is not None:
+            await stream.stop()
+            if stream.started:
+                try:
+                    await stream.finish(reply)
+                except discord.HTTPException as exc:
+                    logger.error("finishing a streamed reply failed: %s %s", exc.status, exc.code)
+                return
         await self._safe_send(target, reply)
 
     async def _safe_send(self, target, reply: Reply, share: bool = False) -> bool:
