@@ -79,18 +79,22 @@ def run_load(answerer, events: int, concurrency: int, retries: int, workdir: Pat
     jobs = [(i, 0) for i in range(events)] + [(i, 1) for i in range(0, events, max(events // retries, 1))][:retries]
     with ThreadPoolExecutor(concurrency) as pool:
         acks = list(pool.map(lambda job: send(*job), jobs))
+    def final_answers() -> list[dict]:
+        # an answer's final form: posted at once after the thread status (thread_ts), or the placeholder's last edit (ts)
+        return [p for m, p in list(api.calls) if m in ("chat.update", "chat.postMessage") and p.get("blocks")]
+
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        finals = [p for m, p in list(api.calls) if m == "chat.update" and p.get("blocks")]
+        finals = final_answers()
         if len(finals) >= events:
             break
         time.sleep(0.1)
     elapsed = time.perf_counter() - started
     time.sleep(1)  # late duplicates would show now
-    finals = [p for m, p in list(api.calls) if m == "chat.update" and p.get("blocks")]
-    placeholders = {p["ts"] if "ts" in p else None for p in finals}
-    per_message = Counter(p["ts"] for p in finals)
-    threads = Counter(p.get("thread_ts") for m, p in list(api.calls) if m == "chat.postMessage")
+    finals = final_answers()
+    placeholders = {p.get("thread_ts") or p.get("ts") for p in finals}
+    per_message = Counter(p.get("thread_ts") or p.get("ts") for p in finals)
+    threads = Counter(p.get("thread_ts") for m, p in list(api.calls) if m in ("chat.postMessage", "chat.startStream"))
     server.shutdown()
     server.server_close()
     core.close()

@@ -76,6 +76,18 @@ class SlackConfig(_Strict, SecretsFromEnv):
     stream_interval_s: float = Field(
         1.5, ge=0, description="Least seconds between edits of the placeholder while an answer streams (0: no streaming)."
     )
+    native_streaming: bool = Field(
+        True,
+        description="Use Slack's AI app features where the workspace allows them (chat.startStream, thread status, "
+        "feedback buttons); false: always the placeholder edited with chat.update.",
+    )
+    native_stream_interval_s: float = Field(
+        0.5, ge=0, description="Least seconds between chat.appendStream calls while an answer streams natively."
+    )
+    suggested_prompts: list[str] = Field(
+        default_factory=list, max_length=4,
+        description="Prompts offered when a user opens ragbot in the assistant side panel (at most 4); empty: three defaults.",
+    )
     dedupe_ttl_s: float = Field(3600.0, gt=0, description="How long a delivered event id is remembered to drop Slack's retries.")
     api_url: str | None = Field(None, description="Slack Web API base URL (env SLACK_API_URL overrides); null: https://slack.com/api/.")
 
@@ -106,6 +118,12 @@ class DiscordConfig(_Strict, SecretsFromEnv):
     )
     guild_id: int | None = Field(None, description="Sync app commands to this server only (instant); null: globally.")
     thread_archive_minutes: int = Field(1440, description="Auto-archive of answer threads: 60, 1440, 4320 or 10080 minutes.")
+    stream_answers: bool = Field(
+        True, description="Stream LLM answers (the /ask reply, a mention's thread, a DM) by editing them as the text grows."
+    )
+    stream_interval_s: float = Field(
+        1.0, ge=1.0, description="Least seconds between requests of a streaming answer (Discord's rate limits: at least 1)."
+    )
     max_ratelimit_timeout: float = Field(
         10.0, ge=1.0, description="Longest 429 wait (s) before a send gives up and the user is told the bot is busy."
     )

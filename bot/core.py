@@ -8,6 +8,7 @@ listener threads are never held by a 30 s answer), admin re-ingest and feedback.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -32,6 +33,11 @@ from rag.messages import text as rag_text
 logger = logging.getLogger(__name__)
 
 Deliver = Callable[["Reply"], None]
+OnStage = Callable[[str], None]
+
+# What an answer is doing, for front ends that show a status ("Searching the documents...").
+STAGE_SEARCHING = "searching"  # from the moment a question is accepted until the LLM starts
+STAGE_WRITING = "writing"  # the LLM is writing (its text streams to on_token)
 
 
 class IngestRunner(Protocol):
@@ -63,6 +69,9 @@ class IncomingMessage:
     thread: str | None = None  # the thread it belongs to; None: a conversation of its own
     platform: str = "slack"
     private: bool = False  # asked privately (/ask): the reply is shown to the user only
+    # the channel the user is looking at (Slack's assistant side panel): it may narrow the
+    # knowledge sets searched, never widen them (see BotCore.sets_for)
+    context_channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,18 @@ class Reply:
     question: str = ""
     grounded: bool = True
     found: bool = True
+
+
+def _quiet(on_stage: OnStage) -> OnStage:
+    """on_stage whose failure (a platform error showing a status) is logged, never fails the answer."""
+
+    def call(stage: str) -> None:
+        try:
+            on_stage(stage)
+        except Exception:
+            logger.exception("showing the answer's stage failed")
+
+    return call
 
 
 @dataclass
@@ -179,20 +200,44 @@ class BotCore:
         self._answers: OrderedDict[str, _Remembered] = OrderedDict()
         self._answers_lock = threading.Lock()
         self._ingest = IngestState()
+        try:  # answerers that can say when the LLM starts writing (rag.answer.Answerer) get on_stage
+            self._answerer_stages = "on_stage" in inspect.signature(answerer.answer).parameters
+        except (TypeError, ValueError):
+            self._answerer_stages = False
 
     # -- questions -------------------------------------------------------------------------
-    def sets_for(self, channel: str) -> list[str]:
-        """The knowledge sets a channel may search."""
-        return self.channel_sets.get(channel, list(self.config.default_sets))
+    def sets_for(self, channel: str, context_channel: str | None = None) -> list[str]:
+        """The knowledge sets a channel may search; a context channel only chooses among them.
 
-    def where_for(self, channel: str) -> dict:
+        The context channel (the channel a user looks at beside Slack's assistant panel) is a
+        hint from the user's client, so it never grants anything: the result is the context
+        channel's sets that the asking channel may search too, or all of the asking channel's
+        sets when none of them are.
+        """
+        allowed = self.channel_sets.get(channel, list(self.config.default_sets))
+        if context_channel is None or context_channel == channel:
+            return allowed
+        chosen = [s for s in self.channel_sets.get(context_channel, list(self.config.default_sets)) if s in allowed]
+        return chosen or allowed
+
+    def where_for(self, channel: str, context_channel: str | None = None) -> dict:
         """The retrieval filter for a channel: only its knowledge sets' chunks."""
-        return {"set": {"$in": self.sets_for(channel)}}
+        return {"set": {"$in": self.sets_for(channel, context_channel)}}
 
-    def submit(self, message: IncomingMessage, deliver: Deliver, on_token: Callable[[str], None] | None = None) -> Reply | None:
+    @property
+    def streams(self) -> bool:
+        """Whether answers are written token by token (an LLM) and worth streaming; extractive ones are posted at once."""
+        return getattr(self.answerer, "mode", "") == "llm"
+
+    def submit(
+        self, message: IncomingMessage, deliver: Deliver, on_token: Callable[[str], None] | None = None,
+        on_stage: OnStage | None = None,
+    ) -> Reply | None:
         """Queue a question: None when accepted (deliver gets the reply later), else the refusal to show now.
 
         Never blocks: a full queue gets the "busy" reply, a user over the rate limit a wait time.
+        on_token gets the checked answer text as it is written (markers for passages not shown
+        never reach it); on_stage gets STAGE_WRITING when the LLM starts.
         """
         early = self._precheck(message)
         if early is not None:
@@ -203,7 +248,7 @@ class BotCore:
 
         def work() -> None:
             try:
-                reply = self._answer(message, on_token)
+                reply = self._answer(message, on_token, on_stage)
                 try:
                     deliver(reply)
                 except Exception:  # a platform error while posting must not kill the worker
@@ -214,10 +259,12 @@ class BotCore:
         self._executor.submit(work)
         return None
 
-    def handle(self, message: IncomingMessage, on_token: Callable[[str], None] | None = None) -> Reply:
+    def handle(
+        self, message: IncomingMessage, on_token: Callable[[str], None] | None = None, on_stage: OnStage | None = None
+    ) -> Reply:
         """Answer one message now, in the calling thread (limits applied; no queue)."""
         early = self._precheck(message)
-        return early if early is not None else self._answer(message, on_token)
+        return early if early is not None else self._answer(message, on_token, on_stage)
 
     def _precheck(self, message: IncomingMessage) -> Reply | None:
         lang = detect_lang(message.text)
@@ -237,13 +284,17 @@ class BotCore:
             )
         return None
 
-    def _answer(self, message: IncomingMessage, on_token) -> Reply:
+    def _answer(self, message: IncomingMessage, on_token, on_stage: OnStage | None = None) -> Reply:
         lang = detect_lang(message.text)
         key = (message.platform, message.channel, message.thread) if message.thread else None
         conversation, lock = self.memory.get(key) if key else (None, threading.Lock())
+        extra = {"on_stage": _quiet(on_stage)} if on_stage is not None and self._answerer_stages else {}
         try:
             with lock:  # turns of one thread in order: a follow-up sees the answer before it
-                answer = self.answerer.answer(message.text, conversation, on_token=on_token, where=self.where_for(message.channel))
+                answer = self.answerer.answer(
+                    message.text, conversation, on_token=on_token,
+                    where=self.where_for(message.channel, message.context_channel), **extra,
+                )
         except QuestionError as exc:
             return Reply(str(exc), private=True, kind="refused", lang=lang)
         except LLMError as exc:
@@ -260,6 +311,15 @@ class BotCore:
         )
         self._remember(reply, message)
         return reply
+
+    @staticmethod
+    def thread_title(question: str, limit: int = 60) -> str:
+        """A short title for a conversation from its first question (whole words, one line)."""
+        title = " ".join(question.split())
+        if len(title) <= limit:
+            return title
+        cut = title.rfind(" ", 0, limit - 1)
+        return title[: cut if cut > limit // 2 else limit - 1].rstrip(" ,.;:") + "…"
 
     def knows_thread(self, platform: str, channel: str, thread: str) -> bool:
         """Whether the bot holds a conversation for that thread (it answered there)."""

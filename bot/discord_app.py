@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import logging
 import re
+import threading
 
 import discord
 from discord import app_commands
@@ -24,8 +25,10 @@ from bot.discord_format import (
     SHARE_PREFIX,
     clean,
     feedback_ids,
+    final_payloads,
     parse_custom_id,
     reply_payloads,
+    streamed_pieces,
     thread_name,
 )
 from bot.texts import text as bot_text
@@ -61,8 +64,12 @@ def answer_view(answer_id: str, lang: str = "en", share: bool = False) -> discor
 
 def _messages(reply: Reply, share: bool = False, prefix: str = "") -> list[dict]:
     """send() keyword arguments for each message of a reply; buttons on the last one of an answer."""
+    return _kwargs(reply_payloads(reply, prefix=prefix), reply, share)
+
+
+def _kwargs(payloads: list[dict], reply: Reply, share: bool = False) -> list[dict]:
     out = []
-    for payload in reply_payloads(reply, prefix=prefix):
+    for payload in payloads:
         kwargs: dict = {"allowed_mentions": NO_MENTIONS}
         if payload["content"]:
             kwargs["content"] = payload["content"]
@@ -83,6 +90,155 @@ def _sent(kwargs: dict) -> None:
 
 def _expired(exc: discord.HTTPException) -> bool:
     return exc.status in (401, 404) and (exc.code in _EXPIRED_CODES or exc.status == 404)
+
+
+class StreamedReply:
+    """An LLM answer shown while it is written, in one or more Discord messages.
+
+    The core's worker hands over checked text (on_token, any thread); the event loop sends it
+    as at most one request per interval_s: an edit of the message holding the end of the text,
+    or a new message when the text passes Discord's 2,000 characters. finish() waits out the
+    interval too and shows the reply as it would have been sent, with the sources embed and
+    buttons. Every request carries AllowedMentions.none(). Subclasses say where messages go.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float):
+        self.loop = loop
+        self.interval_s = interval_s
+        self.shown: list[str] = []  # the content shown in each message so far
+        self.requests: list[float] = []  # loop.time() of each request (edits and sends)
+        self._text = ""
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self._task: asyncio.Task | None = None
+        self._done = False
+        self._stopped = asyncio.Event()
+        self._context = contextvars.copy_context()  # the handler's (discord.py keeps its webhook adapter there)
+
+    # -- where the messages go ----------------------------------------------------------
+    async def _post(self, i: int, **kwargs) -> None:
+        """Send message i (the next one)."""
+        raise NotImplementedError
+
+    async def _edit(self, i: int, **kwargs) -> None:
+        raise NotImplementedError
+
+    async def _delete(self, i: int) -> None:
+        raise NotImplementedError
+
+    # -- streaming ----------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return bool(self.shown)
+
+    def on_token(self, delta: str) -> None:  # a worker thread
+        with self._lock:
+            self._text += delta
+            first, self._scheduled = not self._scheduled, True
+        if first:
+            self.loop.call_soon_threadsafe(self._start, context=self._context)
+
+    def _start(self) -> None:
+        if not self._done:
+            self._task = self.loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._done:
+            with self._lock:
+                pieces = streamed_pieces(self._text)
+            try:
+                await self._step(pieces)
+            except discord.HTTPException as exc:  # a skipped edit costs nothing: the final one carries everything
+                logger.info("a streaming edit failed: %s %s", exc.status, exc.code)
+            try:
+                await asyncio.wait_for(self._stopped.wait(), self.interval_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _step(self, pieces: list[str]) -> None:
+        """One request: edit the first shown message whose text changed, else send the next piece."""
+        for i, piece in enumerate(pieces[: len(self.shown)]):
+            if piece != self.shown[i]:
+                self.requests.append(self.loop.time())
+                await self._edit(i, content=piece, allowed_mentions=NO_MENTIONS)
+                self.shown[i] = piece
+                return
+        if len(pieces) > len(self.shown):
+            self.requests.append(self.loop.time())
+            await self._post(len(self.shown), content=pieces[len(self.shown)], allowed_mentions=NO_MENTIONS)
+            self.shown.append(pieces[len(self.shown)])
+
+    async def _wait_turn(self) -> None:
+        if self.requests:
+            await asyncio.sleep(max(0.0, self.requests[-1] + self.interval_s - self.loop.time()))
+        self.requests.append(self.loop.time())
+
+    async def stop(self) -> None:
+        """No more streaming edits: the loop's task ends after the request in flight, if any."""
+        self._done = True
+        self._stopped.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def finish(self, reply: Reply, share: bool = False) -> None:
+        """Show the reply in the streamed messages (sources embed and buttons on the last), sending or deleting the difference."""
+        await self.stop()
+        shown = len(self.shown)
+        messages = _kwargs(final_payloads(reply, shown), reply, share)
+        for i, kwargs in enumerate(messages):
+            await self._wait_turn()
+            if i < shown:
+                kwargs.setdefault("content", None)
+                kwargs.setdefault("embed", None)
+                await self._edit(i, **kwargs)
+            else:
+                await self._post(i, **kwargs)
+            _sent(kwargs)
+        for i in range(shown - 1, len(messages) - 1, -1):
+            await self._delete(i)
+
+
+class DeferredStream(StreamedReply):
+    """Into an interaction's deferred reply (/ask), a long answer going on in follow-ups."""
+
+    def __init__(self, interaction: discord.Interaction, loop: asyncio.AbstractEventLoop, ephemeral: bool, interval_s: float):
+        super().__init__(loop, interval_s)
+        self.interaction = interaction
+        self.ephemeral = ephemeral
+        self.followups: list[discord.WebhookMessage] = []
+
+    async def _post(self, i: int, **kwargs) -> None:
+        if i == 0:
+            await self.interaction.edit_original_response(**kwargs)
+        else:
+            self.followups.append(await self.interaction.followup.send(ephemeral=self.ephemeral, wait=True, **kwargs))
+
+    async def _edit(self, i: int, **kwargs) -> None:
+        if i == 0:
+            await self.interaction.edit_original_response(**kwargs)
+        else:
+            await self.followups[i - 1].edit(**kwargs)
+
+    async def _delete(self, i: int) -> None:
+        await self.followups[i - 1].delete()
+
+
+class ChannelStream(StreamedReply):
+    """Into a channel or thread (a mention's thread, a DM): messages sent there and edited."""
+
+    def __init__(self, target, loop: asyncio.AbstractEventLoop, interval_s: float):
+        super().__init__(loop, interval_s)
+        self.target = target
+        self.messages: list[discord.Message] = []
+
+    async def _post(self, i: int, **kwargs) -> None:
+        self.messages.append(await self.target.send(**kwargs))
+
+    async def _edit(self, i: int, **kwargs) -> None:
+        self.messages[i] = await self.messages[i].edit(**kwargs)
+
+    async def _delete(self, i: int) -> None:
+        await self.messages[i].delete()
 
 
 class RagbotClient(discord.Client):
@@ -106,7 +262,7 @@ class RagbotClient(discord.Client):
             self.tree.copy_global_to(guild=guild)
         await self.tree.sync(guild=guild)
 
-    async def ask_core(self, message: IncomingMessage) -> Reply:
+    async def ask_core(self, message: IncomingMessage, on_token=None) -> Reply:
         """The core's reply, produced on its worker pool; the loop only awaits a future."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Reply] = loop.create_future()
@@ -114,7 +270,7 @@ class RagbotClient(discord.Client):
         def deliver(reply: Reply) -> None:  # a worker thread
             loop.call_soon_threadsafe(lambda: done.done() or done.set_result(reply))
 
-        refusal = self.core.submit(message, deliver=deliver)
+        refusal = self.core.submit(message, deliver=deliver, on_token=on_token)
         return refusal if refusal is not None else await done
 
     def _spawn(self, coro) -> asyncio.Task:
@@ -195,11 +351,23 @@ class RagbotClient(discord.Client):
             logger.warning("could not open a thread (%s); answering in the channel", exc.status)
             target, key = channel, str(message.id)
         incoming = IncomingMessage(question, str(message.author.id), self._sets_channel(channel, channel.id), key, platform=PLATFORM)
+        stream = None
+        if self.config.stream_answers and self.core.streams:
+            stream = ChannelStream(target, asyncio.get_running_loop(), self.config.stream_interval_s)
+        on_token = stream.on_token if stream else None
         try:
             async with target.typing():
-                reply = await self.ask_core(incoming)
+                reply = await self.ask_core(incoming, on_token=on_token)
         except discord.HTTPException:  # typing is cosmetic; answer anyway
-            reply = await self.ask_core(incoming)
+            reply = await self.ask_core(incoming, on_token=on_token)
+        if stream is not None:
+            await stream.stop()
+            if stream.started:
+                try:
+                    await stream.finish(reply)
+                except discord.HTTPException as exc:
+                    logger.error("finishing a streamed reply failed: %s %s", exc.status, exc.code)
+                return
         await self._safe_send(target, reply)
 
     async def _safe_send(self, target, reply: Reply, share: bool = False) -> bool:
@@ -251,12 +419,24 @@ class RagbotClient(discord.Client):
         await interaction.response.defer(ephemeral=not public, thinking=True)
         channel = self._sets_channel(interaction.channel, interaction.channel_id)
         incoming = IncomingMessage(question, str(interaction.user.id), channel, platform=PLATFORM, private=not public)
-        reply = await self.ask_core(incoming)
+        stream = None
+        if self.config.stream_answers and self.core.streams:
+            stream = DeferredStream(interaction, asyncio.get_running_loop(), not public, self.config.stream_interval_s)
+        reply = await self.ask_core(incoming, on_token=stream.on_token if stream else None)
         if public and reply.kind in ("busy", "rate_limited", "refused"):
             reply = Reply(reply.text, kind=reply.kind, private=True, lang=reply.lang)
         elif not public:
             reply = Reply(reply.text, reply.citations, True, reply.kind, reply.answer_id, reply.lang, reply.question, reply.grounded, reply.found)
-        await self._followup(interaction, reply, share=not public and reply.kind == "answer")
+        share = not public and reply.kind == "answer"
+        if stream is not None:
+            await stream.stop()
+            if stream.started:
+                try:
+                    await stream.finish(reply, share=share)
+                    return
+                except discord.HTTPException as exc:  # e.g. the token expired (15 min): the late-answer path
+                    logger.info("finishing a streamed reply failed (%s %s); sending it instead", exc.status, exc.code)
+        await self._followup(interaction, reply, share=share)
 
     async def handle_ingest(self, interaction: discord.Interaction, paths: str = "") -> None:
         """/ragbot-ingest: admins (user or role ids, checked here) start a re-ingest; the summary follows."""

@@ -145,6 +145,22 @@ def reply_payloads(reply: Reply, prefix: str = "") -> list[dict]:
     return messages
 
 
+def streamed_pieces(partial: str) -> list[str]:
+    """The text so far of a streaming answer as message contents (each within 2,000 characters)."""
+    return [p for p in split_message(clean(partial)) if p.strip()]
+
+
+def final_payloads(reply: Reply, streamed: int) -> list[dict]:
+    """The reply's messages after streaming into `streamed` messages: as reply_payloads, except that an answer
+    already shown in several messages stays split the same way, with the sources embed on the last one."""
+    if streamed <= 1 or reply.kind != "answer":
+        return reply_payloads(reply)
+    messages: list[dict] = [{"content": piece, "embed": None} for piece in split_message(clean(reply.text))]
+    if reply.citations:
+        messages[-1]["embed"] = embed_dict("", reply.citations, reply.lang)
+    return messages
+
+
 def feedback_ids(answer_id: str) -> tuple[str, str]:
     """The custom ids of the helpful / not helpful buttons of an answer."""
     return f"{FEEDBACK_PREFIX}1:{answer_id}", f"{FEEDBACK_PREFIX}0:{answer_id}"

@@ -4,7 +4,9 @@ Listeners only translate and hand the question to `BotCore.submit`, which answer
 core's own worker pool, so Bolt's 5 listener threads are never held by a long answer and
 every event, command and button is acked within Slack's 3 s. Slack's retries of an event
 (same `event_id`, `X-Slack-Retry-Num`) are dropped by a global middleware, in HTTP and
-Socket Mode alike.
+Socket Mode alike. Answers in threads go out through `AnswerPoster` (bot/slack_stream.py:
+Slack's native stream and thread status where allowed, else the placeholder edited with
+chat.update); the assistant side panel is Bolt's `Assistant` middleware (bot/slack_assistant.py).
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.config import SlackConfig
 from bot.core import BotCore, IncomingMessage, Reply
+from bot.slack_assistant import register_assistant
 from bot.slack_format import (
     FEEDBACK_HELPFUL,
+    FEEDBACK_NATIVE,
     FEEDBACK_UNHELPFUL,
     SHARE_ACTION,
     escape,
+    parse_native_feedback,
     reply_messages,
-    streaming_text,
 )
+from bot.slack_stream import AnswerPoster, SlackFeatures, ThreadPoster  # noqa: F401 - ThreadPoster: its old home
 from bot.texts import text as bot_text
 from rag.lang import detect_lang
 
@@ -74,54 +79,9 @@ class EventDeduper:
             return True
 
 
-class ThreadPoster:
-    """Posts one answer into a thread: a placeholder, throttled edits while tokens stream, the final messages."""
-
-    def __init__(self, client: WebClient, channel: str, thread_ts: str, interval_s: float, lang: str = "en"):
-        self.client = client
-        self.channel = channel
-        self.thread_ts = thread_ts
-        self.interval_s = interval_s
-        self.lang = lang
-        self.ts: str | None = None
-        self._partial = ""
-        self._last_edit = 0.0
-
-    def start(self) -> None:
-        """Show that the bot is working (a placeholder in the thread)."""
-        try:
-            resp = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=bot_text("thinking", self.lang))
-            self.ts = resp.get("ts")
-            self._last_edit = time.monotonic()
-        except SlackApiError as exc:
-            logger.warning("could not post the placeholder: %s", exc.response.get("error"))
-
-    def on_token(self, delta: str) -> None:
-        """Edit the placeholder with the text so far, at most once per interval (Slack's rate limits)."""
-        self._partial += delta
-        if not self.ts or self.interval_s <= 0 or time.monotonic() - self._last_edit < self.interval_s:
-            return
-        self._last_edit = time.monotonic()
-        try:
-            self.client.chat_update(channel=self.channel, ts=self.ts, text=streaming_text(self._partial))
-        except SlackApiError as exc:  # a skipped edit costs nothing: the final one carries everything
-            logger.info("streaming edit skipped: %s", exc.response.get("error"))
-
-    def finish(self, reply: Reply) -> None:
-        """Replace the placeholder with the reply; post the rest of a long one below it."""
-        messages = reply_messages(reply)
-        try:
-            for i, message in enumerate(messages):
-                if i == 0 and self.ts:
-                    self.client.chat_update(channel=self.channel, ts=self.ts, **message)
-                else:
-                    self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, **message)
-        except SlackApiError as exc:
-            logger.error("posting an answer failed: %s", exc.response.get("error"))
-            try:
-                self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=bot_text("post_failed", reply.lang))
-            except SlackApiError:
-                logger.error("telling the user about it failed too")
+def _team(context) -> str:
+    """The workspace an event came from (the key under which Slack's refusals are remembered)."""
+    return context.get("team_id") or context.get("enterprise_id") or ""
 
 
 def _question_text(text: str) -> str:
@@ -144,6 +104,7 @@ def build_slack_app(
         process_before_response=False,
     )
     deduper = EventDeduper(config.dedupe_ttl_s)
+    features = SlackFeatures(enabled=config.native_streaming)
 
     @app.middleware
     def drop_retries(body: dict, next, logger) -> BoltResponse | None:  # noqa: A002 - Bolt's names
@@ -154,34 +115,51 @@ def build_slack_app(
         next()
         return None
 
-    def ask_in_thread(channel: str, thread: str, user: str, text: str) -> None:
+    def ask_in_thread(
+        channel: str, thread: str, user: str, text: str, team: str = "", set_status=None, say_stream=None,
+        context_channel: str | None = None,
+    ) -> None:
+        """Answer in a thread: Slack's status and native stream where allowed, else the placeholder (AnswerPoster)."""
         question = _question_text(text)
-        poster = ThreadPoster(client, channel, thread, config.stream_interval_s, detect_lang(question))
-        message = IncomingMessage(question, user, channel, thread, platform="slack")
+        open_stream = (lambda: say_stream(buffer_size=1, channel=channel, thread_ts=thread)) if say_stream else None
+        poster = AnswerPoster(
+            client, channel, thread, team=team, features=features, lang=detect_lang(question), streams=core.streams,
+            fallback_interval_s=config.stream_interval_s, append_interval_s=config.native_stream_interval_s,
+            set_status=set_status, open_stream=open_stream,
+        )
+        message = IncomingMessage(question, user, channel, thread, platform="slack", context_channel=context_channel)
         poster.start()
-        refusal = core.submit(message, deliver=poster.finish, on_token=poster.on_token if config.stream_interval_s > 0 else None)
+        streaming = core.streams and (config.stream_interval_s > 0 or poster.fallback is None)
+        refusal = core.submit(
+            message, deliver=poster.finish, on_token=poster.on_token if streaming else None, on_stage=poster.on_stage,
+        )
         if refusal is not None:
             poster.finish(refusal)
 
+    register_assistant(app, core, config, ask_in_thread)
+
     @app.event("app_mention")
-    def on_mention(event: dict) -> None:
+    def on_mention(event: dict, context, set_status=None, say_stream=None) -> None:
         if event.get("bot_id") or event.get("subtype"):
             return  # another bot's message: no reply loops
-        ask_in_thread(event["channel"], event.get("thread_ts") or event["ts"], event.get("user", ""), event.get("text", ""))
+        ask_in_thread(
+            event["channel"], event.get("thread_ts") or event["ts"], event.get("user", ""), event.get("text", ""),
+            _team(context), set_status, say_stream,
+        )
 
     @app.event("message")
-    def on_message(event: dict, context) -> None:
+    def on_message(event: dict, context, set_status=None, say_stream=None) -> None:
         if event.get("bot_id") or event.get("subtype") or not event.get("user"):
             return  # edits, joins, bots (ourselves included): never answered
         channel, thread = event["channel"], event.get("thread_ts")
         if event.get("channel_type") == "im":
-            ask_in_thread(channel, thread or event["ts"], event["user"], event.get("text", ""))
+            ask_in_thread(channel, thread or event["ts"], event["user"], event.get("text", ""), _team(context), set_status, say_stream)
             return
         bot_user = context.get("bot_user_id")
         if bot_user and f"<@{bot_user}" in (event.get("text") or ""):
             return  # app_mention answers this one
-        if thread and core.knows_thread("slack", channel, thread):
-            ask_in_thread(channel, thread, event["user"], event.get("text", ""))  # a follow-up without a mention
+        if thread and core.knows_thread("slack", channel, thread):  # a follow-up without a mention
+            ask_in_thread(channel, thread, event["user"], event.get("text", ""), _team(context), set_status, say_stream)
 
     @app.command("/ask")
     def on_ask(ack, command: dict, respond) -> None:
@@ -233,6 +211,16 @@ def build_slack_app(
 
     app.action(FEEDBACK_HELPFUL)(feedback(True))
     app.action(FEEDBACK_UNHELPFUL)(feedback(False))
+
+    @app.action(FEEDBACK_NATIVE)
+    def on_native_feedback(ack, body: dict, respond) -> None:
+        """Slack's feedback_buttons: the value says which thumb ("1:<answer id>" or "0:<answer id>")."""
+        ack()
+        parsed = parse_native_feedback(body["actions"][0].get("value", ""))
+        if parsed is None:
+            return
+        reply = core.record_feedback(parsed[0], body["user"]["id"], parsed[1])
+        respond(text=reply.text, response_type="ephemeral", replace_original=False)
 
     @app.command("/ragbot-ingest")
     def on_ingest(ack, command: dict, respond) -> None:

@@ -22,7 +22,9 @@ FALLBACK_LIMIT = 3900  # the notification text; the blocks carry the full answer
 
 FEEDBACK_HELPFUL = "ragbot_feedback_helpful"
 FEEDBACK_UNHELPFUL = "ragbot_feedback_unhelpful"
+FEEDBACK_NATIVE = "ragbot_feedback"  # Slack's feedback_buttons element: value "1:<answer id>" or "0:<answer id>"
 SHARE_ACTION = "ragbot_share"
+MARKDOWN_LIMIT = 12000  # chat.startStream / appendStream / stopStream: markdown_text per call
 
 _BROADCAST = re.compile(r"(?<![\w＠])@(channel|here|everyone)\b", re.IGNORECASE)
 _BREAKS = ("\n\n", "\n", "。", ". ", "! ", "? ", "; ", ", ", " ")
@@ -95,16 +97,43 @@ def feedback_block(answer_id: str, lang: str = "en", share: bool = False) -> dic
     return {"type": "actions", "block_id": f"ragbot_{answer_id}", "elements": elements}
 
 
-def reply_messages(reply: Reply, share: bool = False, prefix: str = "") -> list[dict]:
-    """The reply as one or more chat.postMessage payloads ({"text", "blocks"}), in order."""
-    body = escape(reply.text)
-    sections = [_section(p) for p in split_text((prefix + body) if prefix else body)]
+def native_feedback_block(answer_id: str, lang: str = "en") -> dict:
+    """Slack's own thumbs (feedback_buttons in a context_actions block), recorded like feedback_block's buttons."""
+
+    def button(helpful: bool) -> dict:
+        label = bot_text("helpful" if helpful else "not_helpful", lang)
+        return {"text": {"type": "plain_text", "text": "👍" if helpful else "👎"},
+                "value": f"{int(helpful)}:{answer_id}", "accessibility_label": label}
+
+    return {"type": "context_actions", "block_id": f"ragbot_fb_{answer_id}", "elements": [
+        {"type": "feedback_buttons", "action_id": FEEDBACK_NATIVE, "positive_button": button(True), "negative_button": button(False)},
+    ]}
+
+
+def parse_native_feedback(value: str) -> tuple[str, bool] | None:
+    """(answer id, helpful) from a feedback_buttons value; None for a value not ours."""
+    vote, _, answer_id = (value or "").partition(":")
+    return (answer_id, vote == "1") if vote in ("0", "1") and answer_id else None
+
+
+def tail_blocks(reply: Reply, share: bool = False, native_feedback: bool = False) -> list[dict]:
+    """What follows an answer's text: the Sources section and the feedback buttons (native or classic)."""
     tail: list[dict] = []
     if reply.citations:
         tail.extend(_section(p) for p in split_text(sources_text(reply.citations, reply.lang)))
     if reply.answer_id:
-        tail.append(feedback_block(reply.answer_id, reply.lang, share=share))
-    blocks = sections + tail
+        if native_feedback and not share:
+            tail.append(native_feedback_block(reply.answer_id, reply.lang))
+        else:
+            tail.append(feedback_block(reply.answer_id, reply.lang, share=share))
+    return tail
+
+
+def reply_messages(reply: Reply, share: bool = False, prefix: str = "", native_feedback: bool = False) -> list[dict]:
+    """The reply as one or more chat.postMessage payloads ({"text", "blocks"}), in order."""
+    body = escape(reply.text)
+    sections = [_section(p) for p in split_text((prefix + body) if prefix else body)]
+    blocks = sections + tail_blocks(reply, share=share, native_feedback=native_feedback)
     messages: list[dict] = []
     for start in range(0, len(blocks), BLOCKS_PER_MESSAGE):
         part = blocks[start : start + BLOCKS_PER_MESSAGE]
@@ -117,3 +146,12 @@ def streaming_text(partial: str) -> str:
     """What the placeholder shows while an answer streams (the last section's worth)."""
     escaped = escape(partial)
     return escaped if len(escaped) <= SECTION_LIMIT else "…" + escaped[-(SECTION_LIMIT - 1):]
+
+
+def stream_markdown(text: str) -> list[str]:
+    """Checked answer text as chat.*Stream markdown_text pieces (each within Slack's 12,000 characters).
+
+    The same escaping as mrkdwn: mentions and broadcasts inert, &, <, > as entities (markdown
+    shows them as the characters), so nothing in a streamed answer can ping or link on its own.
+    """
+    return [p for p in split_text(escape(text), MARKDOWN_LIMIT) if p]

@@ -10,6 +10,15 @@ import re
 
 TEXTS: dict[str, dict[str, str]] = {
     "thinking": {"en": "Looking through the documents…", "ja": "文書を調べています…"},
+    "status_searching": {"en": "is searching the documents…", "ja": "が文書を検索しています…"},
+    "status_writing": {"en": "is writing…", "ja": "が回答を書いています…"},
+    "loading_searching": {"en": "Searching the documents…", "ja": "文書を検索しています…"},
+    "loading_reading": {"en": "Reading the best passages…", "ja": "関連箇所を読んでいます…"},
+    "loading_writing": {"en": "Writing…", "ja": "回答を書いています…"},
+    "prompts_title": {"en": "Try asking", "ja": "質問の例"},
+    "prompt_default_1": {"en": "What can you answer questions about?", "ja": "どんな質問に答えられますか？"},
+    "prompt_default_2": {"en": "How do I re-ingest the documents?", "ja": "文書を再取り込みするには？"},
+    "prompt_default_3": {"en": "Summarise the latest meeting transcript", "ja": "最新の会議の文字起こしを要約して"},
     "busy": {
         "en": "I'm answering a lot of questions right now. Please try again in a minute.",
         "ja": "ただいま多くの質問に回答中です。少ししてからもう一度お試しください。",

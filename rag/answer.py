@@ -91,8 +91,12 @@ class Answerer:
         conversation: Conversation | None = None,
         on_token: OnToken | None = None,
         where: dict | None = None,
+        on_stage: Callable[[str], None] | None = None,
     ) -> Answer:
         """Answer a question (a follow-up when conversation has turns); stream text to on_token.
+
+        on_stage("writing") is called when the LLM is asked (after retrieval), for front ends
+        that show what the answer is doing.
 
         Raises QuestionError for an empty or too long question and LLMError subclasses
         (each with a short user-facing message) when the model fails; the conversation
@@ -107,6 +111,8 @@ class Answerer:
         elif self.model is None:
             result = self._extractive(question, standalone, lang, passages, on_token)
         else:
+            if on_stage is not None:
+                on_stage("writing")
             result = self._generate(question, standalone, lang, passages, on_token)
         if conversation is not None:
             conversation.add(question, standalone, result.text)

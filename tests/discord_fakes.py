@@ -142,7 +142,9 @@ class FakeDiscordHTTP(HTTPClient):
         exc = self.failures.take(route.path)
         if exc is not None:
             raise exc
-        if route.path == "/channels/{channel_id}/messages":
+        if route.path == "/channels/{channel_id}/messages" or (
+            route.method == "PATCH" and route.path == "/channels/{channel_id}/messages/{message_id}"
+        ):
             return _message_reply(params.get("channel_id"), body)
         if route.path == "/channels/{channel_id}/messages/{message_id}/threads":
             return {

@@ -1,4 +1,14 @@
-"""A loopback Slack Web API that records calls (and can answer 429), and requests signed as Slack signs them."""
+"""A loopback Slack Web API that records calls (and can answer 429), and requests signed as Slack signs them.
+
+Besides chat.postMessage / chat.update it implements, as Slack documents them, the AI app
+methods: chat.startStream / appendStream / stopStream (a message that grows; appending to an
+unknown or stopped one answers message_not_found / message_not_in_streaming_state; streaming
+into a channel, not a DM, needs recipient_user_id and recipient_team_id) and
+assistant.threads.setStatus / setSuggestedPrompts / setTitle (their required arguments).
+A missing required argument answers invalid_arguments. `refuse` scripts a workspace that
+cannot do something: {"chat.startStream": "not_allowed"} (or unknown_method, missing_scope,
+...) and {"feedback_buttons": "invalid_blocks"} for one that rejects Slack's feedback buttons.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +30,10 @@ class FakeSlackAPI:
 
     def __init__(self):
         self.calls: list[tuple[str, dict]] = []
+        self.times: list[float] = []  # time.perf_counter() of each call, as calls
         self.rate_limits: dict[str, int] = {}  # method -> how many 429s to answer before succeeding
+        self.refuse: dict[str, str] = {}  # method (or "feedback_buttons") -> the error Slack answers
+        self.streams: dict[str, dict] = {}  # ts -> {"channel", "thread_ts", "text", "state", "blocks"}
         self._lock = threading.Lock()
         self._ts = 1000
         api = self
@@ -35,8 +48,8 @@ class FakeSlackAPI:
                     params = json.loads(raw or "{}")
                 else:
                     params = dict(parse_qsl(raw))
-                    for key in ("blocks",):
-                        if key in params:
+                    for key in ("blocks", "chunks", "prompts", "loading_messages", "metadata"):
+                        if key in params and isinstance(params[key], str) and params[key][:1] in "[{":
                             params[key] = json.loads(params[key])
                 status, body, headers = api.respond(self.path, params)
                 data = json.dumps(body).encode()
@@ -54,18 +67,84 @@ class FakeSlackAPI:
         self.base_url = f"http://127.0.0.1:{self.port}/api/"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    # method -> required arguments (Slack's reference); "text|chunks": one of them
+    REQUIRED = {
+        "chat.startStream": ("channel", "thread_ts"),
+        "chat.appendStream": ("channel", "ts", "markdown_text|chunks"),
+        "chat.stopStream": ("channel", "ts"),
+        "assistant.threads.setStatus": ("channel_id", "thread_ts", "status"),
+        "assistant.threads.setSuggestedPrompts": ("channel_id", "prompts"),
+        "assistant.threads.setTitle": ("channel_id", "thread_ts", "title"),
+    }
+
     def respond(self, path: str, params: dict):
         method = path.rsplit("/", 1)[-1]
         with self._lock:
             self.calls.append((method if path.startswith("/api/") else path, params))
+            self.times.append(time.perf_counter())
             if self.rate_limits.get(method, 0) > 0:
                 self.rate_limits[method] -= 1
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
             self._ts += 1
             ts = f"{self._ts}.000100"
+            error = self._check(method, params)
+            if error:
+                body = {"ok": False, "error": error}
+                if error == "missing_scope":
+                    body.update(needed="assistant:write", provided="chat:write")
+                return 200, body, {}
+            body = self._stream_call(method, params, ts)
+        if body is not None:
+            return 200, body, {}
         if method == "auth.test":
             return 200, {"ok": True, "user_id": BOT_USER, "bot_id": "BBOT", "team_id": "T1", "user": "ragbot"}, {}
-        return 200, {"ok": True, "ts": ts, "channel": params.get("channel", "")}, {}
+        return 200, {"ok": True, "ts": params.get("ts") if method == "chat.update" else ts, "channel": params.get("channel", "")}, {}
+
+    def _check(self, method: str, params: dict) -> str | None:
+        if method in self.refuse:
+            return self.refuse[method]
+        for name in self.REQUIRED.get(method, ()):
+            if not any(params.get(n) for n in name.split("|")):
+                return "invalid_arguments"
+        if method == "chat.startStream" and not str(params["channel"]).startswith("D"):
+            if not params.get("recipient_user_id") or not params.get("recipient_team_id"):
+                return "invalid_arguments"  # streaming into a channel names its recipient
+        if method == "assistant.threads.setSuggestedPrompts":
+            prompts = params["prompts"]
+            if len(prompts) > 4 or any(not p.get("title") or not p.get("message") for p in prompts):
+                return "invalid_arguments"
+        if method in ("chat.appendStream", "chat.stopStream"):
+            stream = self.streams.get(params["ts"])
+            if stream is None:
+                return "message_not_found"
+            if stream["state"] != "streaming":
+                return "message_not_in_streaming_state"
+        blocks = params.get("blocks") or []
+        if "feedback_buttons" in self.refuse and any(b.get("type") == "context_actions" for b in blocks):
+            return self.refuse["feedback_buttons"]
+        if len(blocks) > 50:
+            return "invalid_blocks"
+        return None
+
+    def _stream_call(self, method: str, params: dict, ts: str) -> dict | None:
+        def text_of(p: dict) -> str:
+            chunks = [c.get("text", "") for c in p.get("chunks") or [] if c.get("type") == "markdown_text"]
+            return (p.get("markdown_text") or "") + "".join(chunks)
+
+        if method == "chat.startStream":
+            self.streams[ts] = {"channel": params["channel"], "thread_ts": params["thread_ts"], "text": text_of(params),
+                                "state": "streaming", "blocks": []}
+            return {"ok": True, "ts": ts, "channel": params["channel"]}
+        if method in ("chat.appendStream", "chat.stopStream"):
+            stream = self.streams[params["ts"]]
+            stream["text"] += text_of(params)
+            if method == "chat.stopStream":
+                stream["state"] = "stopped"
+                stream["blocks"] = params.get("blocks") or []
+            return {"ok": True, "ts": params["ts"], "channel": params["channel"]}
+        if method == "chat.update" and params.get("ts") in self.streams:
+            self.streams[params["ts"]].update(state="stopped", text=params.get("text", ""), blocks=params.get("blocks") or [])
+        return None
 
     def called(self, method: str) -> list[dict]:
         """The params of every call to a method (or response URL path), in order."""

@@ -32,7 +32,9 @@ def test_mention_answered_from_the_sample_corpus_with_sources(tmp_path, monkeypa
             event = {"type": "app_mention", "user": "U1", "text": "<@UBOT> Who can run /ragbot-ingest?", "ts": "1.1", "channel": "C1"}
             body = event_body(event, "EvReal")
             assert post(url, body, signed_headers(body))[0] == 200
-            [final] = api.wait_for("chat.update", 1, timeout=120, where=lambda p: "blocks" in p)
+            # posted at once after the thread status (an extractive answer is complete when it is written)
+            [final] = api.wait_for("chat.postMessage", 1, timeout=120, where=lambda p: "blocks" in p)
+            assert [m for m, _ in api.calls if m != "auth.test"] == ["assistant.threads.setStatus", "chat.postMessage"]
         finally:
             server.shutdown()
             server.server_close()
@@ -40,4 +42,5 @@ def test_mention_answered_from_the_sample_corpus_with_sources(tmp_path, monkeypa
             api.close()
     text = "\n".join(b["text"]["text"] for b in final["blocks"] if b["type"] == "section")
     assert "*Sources*" in text and "[1]" in text
-    assert any(b["type"] == "actions" for b in final["blocks"])
+    # Slack's own feedback buttons (the workspace takes them)
+    assert any(b["type"] == "context_actions" and b["elements"][0]["type"] == "feedback_buttons" for b in final["blocks"])
