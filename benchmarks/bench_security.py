@@ -9,7 +9,7 @@
    index; a real model adds its encode time per chunk, see the Ingest section). --code-root runs
    the same ingest with another checkout's code (e.g. the main branch) for comparison.
 
-    .venv/bin/python benchmarks/bench_security.py [--ingest-mib 50] [--stream-mib 64] [--code-root PATH] [--no-write]
+    .venv/bin/python benchmarks/bench_security.py [--ingest-mib 50] [--stream-mib 64] [--code-root DIR --code-label NAME] [--no-write]
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ from bot.config import BotConfig, SlackConfig
 from bot.core import BotCore
 from bot.feedback import FeedbackStore
 from bot.slack_app import build_slack_app, build_web_client
-try:
+import os
+if os.path.exists(os.path.join({root!r}, "bot", "slack_http.py")):  # (an editable install could supply it from elsewhere)
     from bot.slack_http import serve_http
-except ImportError:  # before issue #11: the hand-rolled BaseHTTPRequestHandler
+else:  # before issue #11: the hand-rolled BaseHTTPRequestHandler
     from bot.slack_app import serve_http as _old
     serve_http = lambda app, host, port, signing_secret: _old(app, host, port)
 
@@ -139,6 +140,21 @@ def ingest_one_line(mib: int, workdir: Path, code_root: Path, timeout_s: int = 3
         ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), sys.executable, "-m", "bot", "--config", str(config), "ingest", "--json", str(big.parent)],
         cwd=code_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
+    sampled_kb = 0  # VmHWM of the ragbot child, polled: a run stopped by the timeout leaves no %M
+    import threading
+
+    def poll() -> None:
+        nonlocal sampled_kb
+        while proc.poll() is None:
+            for child in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split() if Path(f"/proc/{proc.pid}").exists() else []:
+                try:
+                    sampled_kb = max(sampled_kb, _status_kb(int(child), "VmHWM"))
+                except (OSError, KeyError, ValueError):
+                    pass
+            time.sleep(0.5)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
     try:
         out, err = proc.communicate(timeout=timeout_s)
         report = json.loads(out) if proc.returncode == 0 else {"error": err[-400:]}
@@ -150,7 +166,7 @@ def ingest_one_line(mib: int, workdir: Path, code_root: Path, timeout_s: int = 3
     try:
         peak_mib = int(rss_file.read_text().split()[-1]) / 1024
     except (OSError, ValueError, IndexError):
-        peak_mib = float("nan")  # killed before time could write it
+        peak_mib = sampled_kb / 1024  # killed before time could write it: the last sample (a lower bound)
     return {"seconds": seconds, "peak_mib": peak_mib, "report": report, "mib": mib}
 
 
@@ -158,7 +174,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ingest-mib", type=int, default=50)
     parser.add_argument("--stream-mib", type=int, default=64, help="MiB of the 400 MB body actually sent")
-    parser.add_argument("--code-root", type=Path, help="also ingest with this checkout's code (e.g. the main branch)")
+    parser.add_argument("--code-root", type=Path, help="also measure this checkout's code (e.g. `git archive BASE | tar -x -C DIR`)")
+    parser.add_argument("--code-label", help="how to name --code-root in the table (default: its path)")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--timeout-s", type=int, default=3600, help="stop an ingest that runs longer (reported as such)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
@@ -170,7 +187,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         rows = ["| measure | target | result |", "|---|---|---|"]
-        servers = [("this branch", ROOT)] + ([("before (" + str(args.code_root) + ")", args.code_root)] if args.code_root else [])
+        before = f"before ({args.code_label or args.code_root})"
+        servers = [("this branch", ROOT)] + ([(before, args.code_root)] if args.code_root else [])
         for label, root in servers:
             slack = slack_refusal(args.stream_mib, workdir, root)
             print(label, json.dumps(slack))
@@ -181,7 +199,7 @@ def main() -> None:
                 f"({slack['idle_mib']:.0f} MiB idle, {slack['peak_mib']:.0f} MiB peak) |"
             )
         if not args.skip_ingest:
-            runs = [("this branch", ROOT)] + ([("before (" + str(args.code_root) + ")", args.code_root)] if args.code_root else [])
+            runs = [("this branch", ROOT)] + ([(before, args.code_root)] if args.code_root else [])
             for label, root in runs:
                 result = ingest_one_line(args.ingest_mib, workdir, root, args.timeout_s)
                 print(label, json.dumps(result)[:600])
