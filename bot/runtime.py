@@ -100,12 +100,12 @@ def open_ingestor(config: AppConfig, kb: KnowledgeBase, progress=None):
 
 
 def build_answerer(config: AppConfig, kb: KnowledgeBase, model=None):
-    """The answerer over kb: the configured chat model (or extractive) behind the relevance floor."""
+    """The answerer over kb: the configured chat model (or extractive) behind the one relevance decision."""
     from rag.answer import Answerer
     from rag.floor import FloorRetriever
     from rag.llm import build_chat_model
 
-    retriever = FloorRetriever(kb, config.answer)
+    retriever = FloorRetriever(kb)
     if model is None:
         model = build_chat_model(config.llm)
     return Answerer(retriever.retrieve, config.answer, config.llm, model=model, closest=retriever.closest)

@@ -80,7 +80,7 @@ class _Pending:
     source: str
     fingerprint: str
     chunks: list[Chunk]
-    spaces: list[str]
+    spaces: list[list[str]]  # per chunk, every space it is embedded in (its own first)
     is_new: bool
 
 
@@ -249,7 +249,7 @@ class Ingestor:
 
     def _chunk(self, source: str, fingerprint: str, documents, is_new: bool) -> _Pending:
         chunks: list[Chunk] = []
-        spaces: list[str] = []
+        spaces: list[list[str]] = []
         ordinal = 0
         knowledge_set = self.config.set_for(source)
         for doc in documents:
@@ -274,7 +274,7 @@ class Ingestor:
                         metadata=meta,
                     )
                 )
-                spaces.append(self.kb.embedding.space_for(lang))
+                spaces.append(self.kb.embedding.spaces_for(lang))
                 ordinal += 1
         return _Pending(source, fingerprint, chunks, spaces, is_new)
 
@@ -284,8 +284,9 @@ class Ingestor:
             return
         by_space: dict[str, list[tuple[Chunk, int]]] = defaultdict(list)  # space -> (chunk, pending index)
         for index, item in enumerate(pending):
-            for chunk, space in zip(item.chunks, item.spaces):
-                by_space[space].append((chunk, index))
+            for chunk, targets in zip(item.chunks, item.spaces):
+                for space in targets:
+                    by_space[space].append((chunk, index))
 
         for space, entries in by_space.items():
             chunks = [c for c, _ in entries]
@@ -295,13 +296,17 @@ class Ingestor:
         for item in pending:
             old = self.manifest.chunk_ids(item.source)
             new_by_space: dict[str, set[str]] = defaultdict(set)
-            for chunk, space in zip(item.chunks, item.spaces):
-                new_by_space[space].add(chunk.id)
+            for chunk, targets in zip(item.chunks, item.spaces):
+                for space in targets:
+                    new_by_space[space].add(chunk.id)
             for space, ids in old.items():
                 stale = ids - new_by_space.get(space, set())
                 self.kb.delete(space, stale)
             self.manifest.replace_source(
-                item.source, item.fingerprint, [(c.id, s) for c, s in zip(item.chunks, item.spaces)]
+                item.source,
+                item.fingerprint,
+                [(c.id, s) for c, targets in zip(item.chunks, item.spaces) for s in targets],
+                count=len(item.chunks),
             )
             report.chunks += len(item.chunks)
             if item.is_new:

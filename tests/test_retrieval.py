@@ -137,7 +137,7 @@ def test_floor_drops_passages_below_min_score_and_can_leave_nothing(tmp_path):
     kb.write("en", chunks, kb.embedder("en").embed_passages([c.text for c in chunks]))
     hits = kb.retrieve("q bananas", k=5)  # dense: alpha (0.999); keyword: beta (cosine 0.05, below the floor)
     assert [p.id for p in hits] == ["a"]
-    assert hits[0].score == pytest.approx(float(np.dot(table["q"], table["alpha"])), abs=1e-3)
+    assert hits[0].cosine == pytest.approx(float(np.dot(table["q"], table["alpha"])), abs=1e-3)
     table["q"] = unit(-1, -1, -1)  # points away from everything: nothing is relevant
     assert kb.retrieve("q", k=5) == []
     kb.store.close()
@@ -150,7 +150,7 @@ def test_keyword_hit_without_dense_hit_is_fused_in_with_its_cosine(tmp_path):
     hits = kb.retrieve("q bananas", k=5)
     assert {p.id for p in hits} == {"a", "b"}
     banana = next(p for p in hits if p.id == "b")
-    assert banana.score == pytest.approx(float(np.dot(table["q"], table["beta"])), abs=1e-3)
+    assert banana.cosine == pytest.approx(float(np.dot(table["q"], table["beta"])), abs=1e-3)
     kb.store.close()
 
 
