@@ -147,6 +147,10 @@ def ingest(obj: _Context, paths: tuple[Path, ...], rebuild: bool, as_json: bool)
 def search(obj: _Context, query: str, k: int, as_json: bool) -> None:
     """Show the passages that best match QUERY, with where each came from.
 
+    Each result shows the score it is ranked by (dense and keyword rankings fused, 0-1) and its
+    cosine similarity in the embedding space that judged it relevant. Only relevant passages are
+    listed: the same decision `ask` and the bots use.
+
     \b
     Example:
       ragbot search "What happens when I delete a file and re-ingest?" -k 3
@@ -166,7 +170,8 @@ def search(obj: _Context, query: str, k: int, as_json: bool) -> None:
                     "text": p.text,
                     "source": p.source,
                     "locator": p.locator.label(),
-                    "score": round(p.score, 4),
+                    "score": round(p.score, 4),  # the fused score results are ranked by
+                    "cosine": None if p.cosine is None else round(p.cosine, 4),  # in `space`, what the relevance decision reads
                     "space": p.space,
                     **p.locator.fields(),
                     **({"url": p.metadata["url"]} if p.metadata.get("url") else {}),
@@ -179,7 +184,8 @@ def search(obj: _Context, query: str, k: int, as_json: bool) -> None:
         where = _display_source(p.source)
         if p.locator.label():
             where += f" | {p.locator.label()}"
-        click.echo(click.style(f"{rank}. [{p.score:.3f} {p.space}] ", bold=True) + where)
+        cosine = "" if p.cosine is None else f", cosine {p.cosine:.3f} in {p.space}"
+        click.echo(click.style(f"{rank}. [{p.score:.3f}{cosine}] ", bold=True) + where)
         excerpt = " ".join(p.text.split())
         if len(excerpt) > 320:
             excerpt = excerpt[:317] + "..."

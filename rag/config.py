@@ -8,9 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_ROUTE = "*"
 # relevance floors of the default models (cosine similarity), measured in docs/BENCHMARKS.md
-EN_FLOOR = 0.25
-JA_FLOOR = 0.78
-KEYWORD_SHARE = 0.6  # keyword evidence: share of the question's rare terms a passage must hold
+EN_FLOOR = 0.28
+JA_FLOOR = 0.85
+KEYWORD_SHARE = 0.8  # keyword evidence: share of the question's rare terms a passage must hold
 TRANSLATE_WEIGHT = 0.5
 
 

@@ -333,6 +333,16 @@ class KeywordIndex:
         matrix = self._matrix()
         return {cid: matrix.terms_of(cid, terms) for cid in ids}
 
+    def spaces_of(self, ids: Sequence[str]) -> dict[str, set[str]]:
+        """Per chunk id, the spaces it is indexed in (those it is embedded in)."""
+        matrix = self._matrix()
+        out = {}
+        for cid in ids:
+            row = matrix._rows_of.get(cid)
+            if row is not None:
+                out[cid] = matrix.row_spaces[row]
+        return out
+
     def share(self, terms: Sequence[str], matched: set[str]) -> float:
         """The idf-weighted share of a question's content terms that a chunk holds (keyword evidence).
 

@@ -213,15 +213,55 @@ class Retriever:
             found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
 
     def fused(self, found: Candidates) -> list[tuple[str, float]]:
-        """(chunk id, fused score in [0, 1]) of all candidates, best first."""
-        if self.config.fusion == "score":
-            order = fuse_scores([([k[1] for k in c.keys], c.scores, c.weight) for c in found.channels])
-        else:
-            order = fuse([([k[1] for k in c.keys], c.weight) for c in found.channels], self.config.rrf_k)
-        total = sum(c.weight for c in found.channels if c.weight > 0 and c.keys)
+        """(chunk id, fused score in [0, 1]) of all candidates, best first.
+
+        Score fusion divides each chunk's weighted sum by the weight of the channels that could
+        have found it: the dense rankings of the spaces holding it, and the keyword ranking in
+        its language (the question's own terms, or their translation). Otherwise, in a mixed
+        corpus, an English chunk that three channels can see (MiniLM, e5, English keywords)
+        would always outscore a Japanese one that only e5 and the translated terms can see.
+        """
+        channels = [c for c in found.channels if c.weight > 0 and c.keys]
         if self.config.fusion == "rrf":
-            total /= self.config.rrf_k + 1
-        return [(cid, score / total if total > 0 else 0.0) for cid, score in order]
+            order = fuse([([k[1] for k in c.keys], c.weight) for c in channels], self.config.rrf_k)
+            total = sum(c.weight for c in channels) / (self.config.rrf_k + 1)
+            return [(cid, score / total if total > 0 else 0.0) for cid, score in order]
+        sums: dict[str, float] = {}
+        hit_by: dict[str, set[int]] = {}
+        first_seen: dict[str, int] = {}
+        for n, c in enumerate(channels):
+            hi, lo = max(c.scores), min(c.scores)
+            span = hi - lo
+            for (_, cid), value in zip(c.keys, c.scores):
+                sums[cid] = sums.get(cid, 0.0) + c.weight * ((value - lo) / span if span > 0 else 1.0)
+                hit_by.setdefault(cid, set()).add(n)
+                first_seen.setdefault(cid, len(first_seen))
+        holders = self.kb.keywords.spaces_of(list(sums)) if self.config.keyword.enabled else {}
+        own = set(self.kb.embedding.spaces_for(found.lang))  # where chunks in the question's language live
+        out = []
+        for cid, total in sums.items():
+            held = holders.get(cid)
+            same = held is None or held == own
+            # a dense ranking counts at its full weight here: one the question's language cannot use (weighed
+            # at other_space_weight) must not lift a chunk only it can see to the top
+            reach = sum(
+                (self.config.dense_weight if c.name.startswith("dense:") else c.weight)
+                for c in channels if self._reaches(c, held, same)
+            )
+            # a channel that could not be expected to find the chunk (English words of the question in a
+            # Japanese chunk) adds to its score without raising the bar
+            out.append((cid, min(total / reach, 1.0) if reach > 0 else 0.0))
+        out.sort(key=lambda item: (-item[1], first_seen[item[0]]))
+        return out
+
+    @staticmethod
+    def _reaches(channel: Channel, holders: set[str] | None, same_language: bool) -> bool:
+        """Whether a channel could have found a chunk held by these spaces (in the question's language or not)."""
+        if channel.name.startswith("dense:"):
+            return holders is None or channel.name[6:] in holders
+        if channel.name == "keyword:translated":
+            return not same_language
+        return same_language
 
     def _collapses(self, p: Passage, kept: list[Passage], per_source: dict[str, int]) -> bool:
         cfg = self.config
