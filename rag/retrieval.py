@@ -307,6 +307,13 @@ class Retriever:
             out.append((_scored(p, score, space, cosine), self.judge.relevant(space, cosine, share)))
         return out
 
+    def evidence(self, question: str, depth: int = 10, lang: str | None = None) -> list[tuple[Passage, float]]:
+        """The first depth fused passages with the cosine and keyword share the decision reads (calibration)."""
+        found = self.candidates(question, lang=lang)
+        judged = self._judged(found, self.fused(found)[:depth])
+        terms = self.kb.keywords.chunk_terms([p.id for p, _ in judged], found.terms) if found.terms else {}
+        return [(p, self.kb.keywords.share(found.terms, terms.get(p.id, set())) if found.terms else 0.0) for p, _ in judged]
+
     # -- what callers use ------------------------------------------------------------------
     def judged(
         self, question: str, depth: int, where: dict | None = None, collapse: bool = True, lang: str | None = None,
