@@ -276,3 +276,34 @@ def test_floor_retriever_drops_passages_below_their_space_floor(app_config, monk
     with open_knowledge_base(app_config) as kb:
         answer = build_answerer(app_config, kb).answer(question)  # the shipped floors, hashing vectors: not found
         assert answer.mode == "extractive"
+
+
+def test_a_question_language_is_detected_once_and_passed_along(app_config, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    import rag.answer
+    import rag.conversation
+    import rag.prompts
+    import rag.relevance
+    import rag.retrieval
+    from bot.runtime import build_answerer, open_ingestor, open_knowledge_base
+    from rag.lang import detect_lang
+    from tests.conftest import SAMPLES
+
+    asked = []
+
+    def counting(text):
+        asked.append(text)
+        return detect_lang(text)
+
+    for module in (rag.answer, rag.conversation, rag.prompts, rag.relevance, rag.retrieval):
+        monkeypatch.setattr(module, "detect_lang", counting)
+    with open_knowledge_base(app_config) as kb:
+        with open_ingestor(app_config, kb) as ingestor:
+            ingestor.run([SAMPLES])
+        answerer = build_answerer(app_config, kb)
+        question = "Who can run /ragbot-ingest?"
+        answerer.answer(question)
+        assert asked.count(question) == 1
+        asked.clear()
+        answerer.answer("再取り込みは誰が実行できますか")
+        assert asked == ["再取り込みは誰が実行できますか"]
