@@ -347,16 +347,20 @@ def status(obj: _Context, as_json: bool) -> None:
         location = kb.store.location
     mpath = manifest_path(config)
     sources = 0
+    chunks = sum(s["chunks"] for s in spaces)
     if mpath.exists():
         manifest = Manifest(mpath)
-        sources = len(manifest.sources())
+        records = manifest.sources()
+        sources = len(records)
+        if records:  # a chunk embedded in two spaces (English with the bilingual default) counts once
+            chunks = sum(r.chunks for r in records.values())
         manifest.close()
     data = {
         "config": str(path) if path else None,
         "data_dir": str(config.data_path()),
         "store": {"mode": config.store.mode, "location": location},
         "sources": sources,
-        "chunks": sum(s["chunks"] for s in spaces),
+        "chunks": chunks,
         "spaces": spaces,
         "answers": _answers_status(config),
     }

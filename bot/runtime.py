@@ -124,10 +124,12 @@ def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), ch
         spaces = kb.status()
         manifest = Manifest(manifest_path(config))
         try:
-            sources = len(manifest.sources())
+            records = manifest.sources()
         finally:
             manifest.close()
-        return {"sources": sources, "chunks": sum(s["chunks"] for s in spaces), "spaces": spaces}
+        # a chunk embedded in two spaces (English with the bilingual default) counts once
+        chunks = sum(r.chunks for r in records.values()) if records else sum(s["chunks"] for s in spaces)
+        return {"sources": len(records), "chunks": chunks, "spaces": spaces}
 
     return BotCore(
         answerer, config.bot, FeedbackStore(config.data_path()), channel_sets=channel_sets, admins=admins, admin_roles=admin_roles,
