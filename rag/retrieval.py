@@ -229,15 +229,22 @@ class Retriever:
         sums: dict[str, float] = {}
         hit_by: dict[str, set[int]] = {}
         first_seen: dict[str, int] = {}
+        keys = {cid for c in channels for _, cid in c.keys}
+        holders = self.kb.keywords.spaces_of(list(keys)) if self.config.keyword.enabled else {}
+        own = set(self.kb.embedding.spaces_for(found.lang))  # where chunks in the question's language live
+        kw = self.config.keyword
         for n, c in enumerate(channels):
             hi, lo = max(c.scores), min(c.scores)
             span = hi - lo
             for (_, cid), value in zip(c.keys, c.scores):
-                sums[cid] = sums.get(cid, 0.0) + c.weight * ((value - lo) / span if span > 0 else 1.0)
+                weight = c.weight
+                if c.name == "keyword" and cid in holders and holders[cid] != own:
+                    # the question's own words found in a chunk of the other language (a name, a number):
+                    # they count like translated words, not like a match in the question's language
+                    weight = min(weight, kw.translate_weight)
+                sums[cid] = sums.get(cid, 0.0) + weight * ((value - lo) / span if span > 0 else 1.0)
                 hit_by.setdefault(cid, set()).add(n)
                 first_seen.setdefault(cid, len(first_seen))
-        holders = self.kb.keywords.spaces_of(list(sums)) if self.config.keyword.enabled else {}
-        own = set(self.kb.embedding.spaces_for(found.lang))  # where chunks in the question's language live
         out = []
         for cid, total in sums.items():
             held = holders.get(cid)
