@@ -255,6 +255,7 @@ def main() -> None:
     parser.add_argument("--skip-jsquad", action="store_true")
     parser.add_argument("--cli-runs", type=int, default=10)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    parser.add_argument("--section", default="answer", help="the docs/BENCHMARKS.md markers to write between")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ragbot-answer-bench-"))
     try:
@@ -269,7 +270,9 @@ def main() -> None:
         print(text)
         (work.parent / "bench-answer-rows.json").write_text(json.dumps(sample["rows"], ensure_ascii=False, indent=1))
         if not args.no_write:
-            report.write_section(text, START, END, "Answers")
+            start, end = f"<!-- {args.section}:start -->", f"<!-- {args.section}:end -->"
+            report.write_section(text.replace(START, start).replace(END, end), start, end,
+                                 "Answers" if args.section == "answer" else "Relevance decision and not found")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
