@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 DEFAULT_ROUTE = "*"
 # relevance floors of the default models (cosine similarity), measured in docs/BENCHMARKS.md
 EN_FLOOR = 0.28
-JA_FLOOR = 0.85
+JA_FLOOR = 0.845
 KEYWORD_SHARE = 0.8  # keyword evidence: share of the question's rare terms a passage must hold
 TRANSLATE_WEIGHT = 0.5
 
