@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import re
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ import numpy as np
 
 from rag.embedders import Embedder
 
-CACHE_DIR = Path("/tmp/ragbot-evalcache")
+CACHE_DIR = Path(os.environ.get("RAGBOT_EVALCACHE", "/tmp/ragbot-evalcache"))  # one writer per folder
 
 
 class CachedEmbedder(Embedder):

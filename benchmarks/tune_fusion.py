@@ -39,15 +39,19 @@ RRF_KS = [5, 10, 20, 60]
 
 
 def collect(retriever: Retriever, question: str):
-    """Each channel as (name, [(doc id, ...)] keys, scores), with chunk -> document ids."""
+    """Each channel as (name, chunk ids, scores), with chunk id -> document id.
+
+    Fusion here is by chunk id without the retriever's per-chunk reach normalisation, which
+    changes nothing when every chunk sits in the same spaces (one-language corpora).
+    """
     found = retriever.candidates(question)
     docs = {}
     for c in found.channels:
         for space, ids in _by_space(c.keys).items():
             retriever._load(found, space, ids)
-    for key, p in found.passages.items():
-        docs[key] = str(p.metadata.get("row_id"))
-    return [(c.name, c.keys, c.scores) for c in found.channels], docs
+    for cid, p in found.passages.items():
+        docs[cid] = str(p.metadata.get("row_id"))
+    return [(c.name, [cid for _, cid in c.keys], c.scores) for c in found.channels], docs
 
 
 def doc_ranking(fused, docs):
@@ -61,12 +65,12 @@ def doc_ranking(fused, docs):
     return list(seen)
 
 
-def weights_for(name: str, kw: float | None, other: float, home: str) -> float:
+def weights_for(name: str, kw: float | None, weights: dict[str, float]) -> float:
     if name == "keyword":
         return 1.0 if kw is None else kw
     if kw is None:
         return 0.0
-    return 1.0 if name == f"dense:{home}" else other
+    return weights[name]
 
 
 def main() -> None:
@@ -85,19 +89,20 @@ def main() -> None:
     if args.japanese:
         retrieval = retrieval.model_copy(update={"keyword": retrieval.keyword.model_copy(update={"japanese": args.japanese})})
     embedders = {s: CachedEmbedder(build_embedder(c)) for s, c in base.embedding.spaces.items()}
-    from rag.lang import detect_lang
-
     with eval_knowledge_base(ds, base.embedding, retrieval, base.ingest, embedders) as (kb, report):
         precompute_queries(kb, list(ds.queries.values()))
         retriever = Retriever(kb, retrieval)
-        per_query = {qid: (collect(retriever, text), kb.embedding.space_for(detect_lang(text))) for qid, text in ds.queries.items()}
+        per_query = {}
+        for qid, text in ds.queries.items():
+            channels = retriever.candidates(text).channels  # the shipped weights of each channel for this question
+            per_query[qid] = (collect(retriever, text), {c.name: c.weight for c in channels})
     results = []
     settings = [("rrf", kw, k) for kw, k in itertools.product(KEYWORD_WEIGHTS, RRF_KS)]
     settings += [("score", kw, 0) for kw in KEYWORD_WEIGHTS]
     for method, kw, rrf_k in settings:
         rankings = {}
-        for qid, ((channels, docs), home) in per_query.items():
-            weighted = [(keys, scores, weights_for(name, kw, retrieval.other_space_weight, home)) for name, keys, scores in channels]
+        for qid, ((channels, docs), shipped) in per_query.items():
+            weighted = [(keys, scores, weights_for(name, kw, shipped)) for name, keys, scores in channels]
             if method == "rrf":
                 fused = fuse([(keys, w) for keys, _, w in weighted], rrf_k)
             else:

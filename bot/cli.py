@@ -150,6 +150,10 @@ def ingest(obj: _Context, paths: tuple[Path, ...], rebuild: bool, as_json: bool)
 def search(obj: _Context, query: str, k: int, as_json: bool) -> None:
     """Show the passages that best match QUERY, with where each came from.
 
+    Each result shows the score it is ranked by (dense and keyword rankings fused, 0-1) and its
+    cosine similarity in the embedding space that judged it relevant. Only relevant passages are
+    listed: the same decision `ask` and the bots use.
+
     \b
     Example:
       ragbot search "What happens when I delete a file and re-ingest?" -k 3
@@ -169,7 +173,8 @@ def search(obj: _Context, query: str, k: int, as_json: bool) -> None:
                     "text": p.text,
                     "source": p.source,
                     "locator": p.locator.label(),
-                    "score": round(p.score, 4),
+                    "score": round(p.score, 4),  # the fused score results are ranked by
+                    "cosine": None if p.cosine is None else round(p.cosine, 4),  # in `space`, what the relevance decision reads
                     "space": p.space,
                     **p.locator.fields(),
                     **({"url": p.metadata["url"]} if p.metadata.get("url") else {}),
@@ -182,7 +187,8 @@ def search(obj: _Context, query: str, k: int, as_json: bool) -> None:
         where = _display_source(p.source)
         if p.locator.label():
             where += f" | {p.locator.label()}"
-        click.echo(click.style(f"{rank}. [{p.score:.3f} {p.space}] ", bold=True) + where)
+        cosine = "" if p.cosine is None else f", cosine {p.cosine:.3f} in {p.space}"
+        click.echo(click.style(f"{rank}. [{p.score:.3f}{cosine}] ", bold=True) + where)
         excerpt = " ".join(p.text.split())
         if len(excerpt) > 320:
             excerpt = excerpt[:317] + "..."
@@ -344,16 +350,20 @@ def status(obj: _Context, as_json: bool) -> None:
         location = kb.store.location
     mpath = manifest_path(config)
     sources = 0
+    chunks = sum(s["chunks"] for s in spaces)
     if mpath.exists():
         manifest = Manifest(mpath)
-        sources = len(manifest.sources())
+        records = manifest.sources()
+        sources = len(records)
+        if records:  # a chunk embedded in two spaces (English with the bilingual default) counts once
+            chunks = sum(r.chunks for r in records.values())
         manifest.close()
     data = {
         "config": str(path) if path else None,
         "data_dir": str(config.data_path()),
         "store": {"mode": config.store.mode, "location": location},
         "sources": sources,
-        "chunks": sum(s["chunks"] for s in spaces),
+        "chunks": chunks,
         "spaces": spaces,
         "answers": _answers_status(config),
     }

@@ -100,12 +100,12 @@ def open_ingestor(config: AppConfig, kb: KnowledgeBase, progress=None):
 
 
 def build_answerer(config: AppConfig, kb: KnowledgeBase, model=None):
-    """The answerer over kb: the configured chat model (or extractive) behind the relevance floor."""
+    """The answerer over kb: the configured chat model (or extractive) behind the one relevance decision."""
     from rag.answer import Answerer
     from rag.floor import FloorRetriever
     from rag.llm import build_chat_model
 
-    retriever = FloorRetriever(kb, config.answer)
+    retriever = FloorRetriever(kb)
     if model is None:
         model = build_chat_model(config.llm)
     return Answerer(retriever.retrieve, config.answer, config.llm, model=model, closest=retriever.closest)
@@ -125,10 +125,12 @@ def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), ch
         spaces = kb.status()
         manifest = Manifest(manifest_path(config))
         try:
-            sources = len(manifest.sources())
+            records = manifest.sources()
         finally:
             manifest.close()
-        return {"sources": sources, "chunks": sum(s["chunks"] for s in spaces), "spaces": spaces}
+        # a chunk embedded in two spaces (English with the bilingual default) counts once
+        chunks = sum(r.chunks for r in records.values()) if records else sum(s["chunks"] for s in spaces)
+        return {"sources": len(records), "chunks": chunks, "spaces": spaces}
 
     return BotCore(
         answerer, config.bot, FeedbackStore(config.data_path()), channel_sets=channel_sets, admins=admins, admin_roles=admin_roles,

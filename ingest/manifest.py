@@ -89,12 +89,16 @@ class Manifest:
             found.update(r[0] for r in rows)
         return found
 
-    def replace_source(self, source: str, fingerprint: str, chunks: Iterable[tuple[str, str]]) -> None:
-        """Record a source's new fingerprint and chunk ids (id, space), atomically."""
+    def replace_source(self, source: str, fingerprint: str, chunks: Iterable[tuple[str, str]], count: int | None = None) -> None:
+        """Record a source's new fingerprint and chunk ids (id, space), atomically.
+
+        count: how many chunks the source has (default: one per pair; a chunk embedded in two
+        spaces is two pairs).
+        """
         chunks = list(chunks)
         with self._transaction():
             self._db.execute("DELETE FROM sources WHERE source = ?", (source,))
-            self._db.execute("INSERT INTO sources VALUES (?, ?, ?)", (source, fingerprint, len(chunks)))
+            self._db.execute("INSERT INTO sources VALUES (?, ?, ?)", (source, fingerprint, len(chunks) if count is None else count))
             self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", [(c, s, source) for c, s in chunks])
 
     def merge_sources(self, chunks: Mapping[tuple[str, str], Iterable[tuple[str, str]]]) -> None:

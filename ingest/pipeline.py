@@ -82,7 +82,7 @@ class _Pending:
     source: str
     fingerprint: str
     chunks: list[Chunk]
-    spaces: list[str]
+    spaces: list[list[str]]  # per chunk, every space it is embedded in (its own first)
     is_new: bool
 
 
@@ -353,7 +353,7 @@ class Ingestor:
 
     def _chunk(self, source: str, fingerprint: str, documents, is_new: bool) -> _Pending:
         chunks: list[Chunk] = []
-        spaces: list[str] = []
+        spaces: list[list[str]] = []
         ordinal = 0
         knowledge_set = self.config.set_for(source)
         for doc in documents:
@@ -378,7 +378,7 @@ class Ingestor:
                         metadata=meta,
                     )
                 )
-                spaces.append(self.kb.embedding.space_for(lang))
+                spaces.append(self.kb.embedding.spaces_for(lang))
                 ordinal += 1
         return _Pending(source, fingerprint, chunks, spaces, is_new)
 
@@ -394,8 +394,9 @@ class Ingestor:
             return
         by_space: dict[str, list[tuple[Chunk, int]]] = defaultdict(list)  # space -> (chunk, pending index)
         for index, item in enumerate(pending):
-            for chunk, space in zip(item.chunks, item.spaces):
-                by_space[space].append((chunk, index))
+            for chunk, targets in zip(item.chunks, item.spaces):
+                for space in targets:
+                    by_space[space].append((chunk, index))
 
         rows_of: dict[tuple[str, int], list[int]] = defaultdict(list)  # (space, pending index) -> rows of its vectors
         vectors_by_space: dict[str, np.ndarray] = {}
@@ -416,13 +417,17 @@ class Ingestor:
                         self.kb.write(space, [entries[row][0] for row in rows], vectors_by_space[space][rows])
             old = self.manifest.chunk_ids(item.source)
             new_by_space: dict[str, set[str]] = defaultdict(set)
-            for chunk, space in zip(item.chunks, item.spaces):
-                new_by_space[space].add(chunk.id)
+            for chunk, targets in zip(item.chunks, item.spaces):
+                for space in targets:
+                    new_by_space[space].add(chunk.id)
             for space, ids in old.items():
                 stale = ids - new_by_space.get(space, set())
                 self.kb.delete(space, stale)
             self.manifest.replace_source(
-                item.source, item.fingerprint, [(c.id, s) for c, s in zip(item.chunks, item.spaces)]
+                item.source,
+                item.fingerprint,
+                [(c.id, s) for c, targets in zip(item.chunks, item.spaces) for s in targets],
+                count=len(item.chunks),
             )
             report.chunks += len(item.chunks)
             if item.is_new:

@@ -24,7 +24,7 @@ from rag.records import Passage
 
 logger = logging.getLogger(__name__)
 
-Retrieve = Callable[..., list[Passage]]  # retrieve(question, k, where=None)
+Retrieve = Callable[..., list[Passage]]  # retrieve(question, k, where=None, lang=None)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Answerer:
         """'llm' when a chat model is configured, else 'extractive'."""
         return "llm" if self.model is not None else "extractive"
 
-    def _check_question(self, question: str) -> str:
+    def _check_question(self, question: str) -> tuple[str, str]:
         question = question.strip()
         lang = detect_lang(question)
         if not question:
@@ -83,7 +83,7 @@ class Answerer:
             raise QuestionError(
                 message("question_too_long", lang, length=len(question), limit=self.config.max_question_chars)
             )
-        return question
+        return question, lang
 
     def answer(
         self,
@@ -102,12 +102,12 @@ class Answerer:
         (each with a short user-facing message) when the model fails; the conversation
         remembers only answered turns.
         """
-        question = self._check_question(question)
-        lang = detect_lang(question)
-        standalone = standalone_question(conversation, question, self.model)
-        passages = self.retrieve(standalone, self.config.k, where=where)
+        question, lang = self._check_question(question)  # the language is detected once and passed along
+        standalone = standalone_question(conversation, question, self.model, lang=lang)
+        asked_lang = lang if standalone == question else detect_lang(standalone)
+        passages = self.retrieve(standalone, self.config.k, where=where, lang=asked_lang)
         if not passages:
-            result = self._not_found(question, standalone, lang, where, on_token)
+            result = self._not_found(question, standalone, lang, where, on_token, asked_lang)
         elif self.model is None:
             result = self._extractive(question, standalone, lang, passages, on_token)
         else:
@@ -118,10 +118,10 @@ class Answerer:
             conversation.add(question, standalone, result.text)
         return result
 
-    def _not_found(self, question, standalone, lang, where, on_token) -> Answer:
+    def _not_found(self, question, standalone, lang, where, on_token, asked_lang) -> Answer:
         names: list[str] = []
         if self.closest and self.config.closest_sources:
-            for p in self.closest(standalone, self.config.closest_sources, where=where):
+            for p in self.closest(standalone, self.config.closest_sources, where=where, lang=asked_lang):
                 name = PurePath(p.source).name + (f" ({p.locator.label()})" if p.locator.label() else "")
                 if name not in names:
                     names.append(name)
@@ -163,8 +163,8 @@ class Answerer:
         cfg = self.llm_config
         shown = fit_passages(passages, standalone, cfg.context_tokens - cfg.max_answer_tokens, cfg.encoding)
         # the standalone question is what the passages were found for; the user's wording sets the language
-        asked = standalone if detect_lang(standalone) == lang else question
+        asked = standalone if standalone == question or detect_lang(standalone) == lang else question
         stream = SafeStream(range(1, len(shown) + 1), self._allowed_urls(shown), on_token)
-        for delta in self.model.stream(answer_messages(asked, shown)):
+        for delta in self.model.stream(answer_messages(asked, shown, lang=lang)):
             stream.feed(delta)
         return self._finish(question, standalone, stream, shown, "llm")

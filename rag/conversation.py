@@ -53,9 +53,9 @@ class Conversation:
         return bool(self.turns)
 
 
-def looks_like_follow_up(question: str) -> bool:
+def looks_like_follow_up(question: str, lang: str | None = None) -> bool:
     """Whether a question leans on the previous one (short, starts with 'and', uses 'it', ...)."""
-    if detect_lang(question) == "ja":
+    if (lang or detect_lang(question)) == "ja":
         return bool(_FOLLOW_UP_JA.search(question)) or len(question.strip()) <= 10
     words = _WORD.findall(question.lower())
     # a pronoun alone marks a follow-up only in a short question: long ones usually stand on their own
@@ -69,27 +69,27 @@ def key_terms(question: str) -> str:
     return " ".join(w for w in _WORD.findall(question.lower()) if w not in _STOP)
 
 
-def rewrite_without_llm(conversation: Conversation, question: str) -> str:
+def rewrite_without_llm(conversation: Conversation, question: str, lang: str | None = None) -> str:
     """The follow-up completed with the previous standalone question's key terms."""
-    if not conversation or not looks_like_follow_up(question):
+    if not conversation or not looks_like_follow_up(question, lang):
         return question
     previous = conversation.turns[-1].standalone
     return f"{question.strip()} ({key_terms(previous)})"
 
 
-def standalone_question(conversation: Conversation | None, question: str, model: ChatModel | None) -> str:
-    """The question as retrieval should see it, given the conversation so far."""
+def standalone_question(conversation: Conversation | None, question: str, model: ChatModel | None, lang: str | None = None) -> str:
+    """The question as retrieval should see it, given the conversation so far (lang: the question's, if known)."""
     if not conversation:
         return question
     if model is None:
-        return rewrite_without_llm(conversation, question)
+        return rewrite_without_llm(conversation, question, lang)
     history = [(t.question, t.answer) for t in conversation.turns]
     try:
         rewritten = complete(model, rewrite_messages(history, question), max_tokens=120).strip().strip('"')
     except LLMError as exc:  # the answer call will report the outage; retrieval still gets a sensible query
         logger.warning("follow-up rewrite failed (%s); using the heuristic", exc)
-        return rewrite_without_llm(conversation, question)
+        return rewrite_without_llm(conversation, question, lang)
     first_line = rewritten.splitlines()[0].strip() if rewritten else ""
     if not first_line or len(first_line) > 4 * len(question) + 300:
-        return rewrite_without_llm(conversation, question)
+        return rewrite_without_llm(conversation, question, lang)
     return first_line

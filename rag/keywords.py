@@ -109,6 +109,16 @@ class Analyzer:
                     out.append(m.normalized_form())
         return out
 
+    def content_words(self, text: str) -> list[tuple[str, str, bool]]:
+        """Sudachi content words of Japanese text: (surface, normalised form, is a noun), in order."""
+        tokenizer, mode = self._sudachi
+        out = []
+        for m in tokenizer.tokenize(text[:_SUDACHI_MAX_CHARS], mode):
+            pos = m.part_of_speech()[0]
+            if _HAS_CJK.search(m.surface()) and pos in ("名詞", "動詞", "形容詞", "形状詞"):
+                out.append((m.surface(), m.normalized_form(), pos == "名詞"))
+        return out
+
     def tokens(self, text: str) -> list[str]:
         """The keyword tokens of a text."""
         if not _HAS_CJK.search(text):
@@ -127,15 +137,29 @@ class Analyzer:
 
 
 class _Matrix:
-    """BM25 weights of every indexed chunk: a chunks x terms sparse matrix, searched by summing columns."""
+    """BM25 weights of every indexed chunk: a chunks x terms sparse matrix, searched by summing columns.
+
+    A chunk embedded in several spaces (English text also in the multilingual space) has a row
+    per space in the index but one row here: counted twice, it would halve its terms' idf.
+    """
 
     def __init__(self, keys: list[tuple[str, str]], docs: list[list[str]], k1: float, b: float):
         from scipy import sparse
 
-        self.keys = keys  # (space, id) per row
-        spaces = sorted({space for space, _ in keys})
-        self._space_code = {space: code for code, space in enumerate(spaces)}
-        self._space_of = np.asarray([self._space_code[space] for space, _ in keys], dtype=np.int32)
+        rows_of: dict[str, int] = {}
+        self.keys: list[tuple[str, str]] = []  # (space, id) per row: the first space the chunk was seen in
+        self.row_spaces: list[set[str]] = []
+        kept: list[list[str]] = []
+        for (space, cid), tokens in zip(keys, docs):
+            row = rows_of.get(cid)
+            if row is None:
+                rows_of[cid] = len(self.keys)
+                self.keys.append((space, cid))
+                self.row_spaces.append({space})
+                kept.append(tokens)
+            else:
+                self.row_spaces[row].add(space)
+        docs = kept
         vocab: dict[str, int] = {}
         rows, cols, tfs = [], [], []
         lengths = np.zeros(len(docs), dtype=np.float32)
@@ -148,29 +172,54 @@ class _Matrix:
                 tfs.append(tf)
         self.vocab = vocab
         n = len(docs)
+        self.n = n
         tf = np.asarray(tfs, dtype=np.float32)
         rows_a = np.asarray(rows, dtype=np.int32)
         cols_a = np.asarray(cols, dtype=np.int32)
         df = np.bincount(cols_a, minlength=len(vocab)).astype(np.float32)
+        self.df = df
         idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))  # Lucene's BM25 idf: never negative
+        self.idf = idf
         avgdl = float(lengths.mean()) if n else 1.0
         norm = k1 * (1.0 - b + b * lengths[rows_a] / max(avgdl, 1e-9))
         weights = idf[cols_a] * tf * (k1 + 1.0) / (tf + norm)
         self.matrix = sparse.csc_matrix((weights, (rows_a, cols_a)), shape=(n, max(len(vocab), 1)))
+        self._rows_of = rows_of
 
     def search(self, tokens: Sequence[str], k: int, space: str | None = None) -> list[tuple[tuple[str, str], float]]:
         """The k best rows sharing a token with the question (only those of space, when given)."""
         cols = sorted({self.vocab[t] for t in tokens if t in self.vocab})
-        if not cols or k <= 0 or (space is not None and space not in self._space_code):
+        if not cols or k <= 0:
             return []
         scores = np.asarray(self.matrix[:, cols].sum(axis=1)).ravel()
         hit = np.flatnonzero(scores > 0)
         if space is not None:
-            hit = hit[self._space_of[hit] == self._space_code[space]]
+            hit = np.asarray([i for i in hit if space in self.row_spaces[i]], dtype=np.int64)
+            if not len(hit):
+                return []
         if len(hit) > k:
             hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
         hit = hit[np.argsort(-scores[hit], kind="stable")]
-        return [(self.keys[i], float(scores[i])) for i in hit]
+        key = (lambda i: (space, self.keys[i][1])) if space is not None else (lambda i: self.keys[i])
+        return [(key(i), float(scores[i])) for i in hit]
+
+    def idf_of(self, term: str) -> float:
+        """A term's idf; a term no chunk holds gets the idf of a term held by one chunk."""
+        col = self.vocab.get(term)
+        if col is None:
+            return float(np.log(1.0 + (self.n - 1 + 0.5) / 1.5)) if self.n else 0.0
+        return float(self.idf[col])
+
+    def terms_of(self, cid: str, terms: Sequence[str]) -> set[str]:
+        """Which of the terms the chunk holds."""
+        row = self._rows_of.get(cid)
+        if row is None:
+            return set()
+        cols = [(t, self.vocab[t]) for t in set(terms) if t in self.vocab]
+        if not cols:
+            return set()
+        values = self.matrix[row, [c for _, c in cols]].toarray().ravel()
+        return {t for (t, _), v in zip(cols, values) if v > 0}
 
 
 class KeywordIndex:
@@ -270,6 +319,46 @@ class KeywordIndex:
 
     def _query_tokens(self, query: str) -> list[str]:
         return [t.replace(" ", "_") for t in self.analyzer.tokens(query)]
+
+    def query_terms(self, query: str) -> list[str]:
+        """A question's keyword terms, as searched."""
+        return self._query_tokens(query)
+
+    def search_terms(self, terms: Sequence[str], k: int) -> list[tuple[tuple[str, str], float]]:
+        """The k best ((space, id), BM25 score) across every space for terms already analysed."""
+        return self._matrix().search(terms, k) if terms else []
+
+    def chunk_terms(self, ids: Sequence[str], terms: Sequence[str]) -> dict[str, set[str]]:
+        """Per chunk id, which of the terms it holds."""
+        matrix = self._matrix()
+        return {cid: matrix.terms_of(cid, terms) for cid in ids}
+
+    def spaces_of(self, ids: Sequence[str]) -> dict[str, set[str]]:
+        """Per chunk id, the spaces it is indexed in (those it is embedded in)."""
+        matrix = self._matrix()
+        out = {}
+        for cid in ids:
+            row = matrix._rows_of.get(cid)
+            if row is not None:
+                out[cid] = matrix.row_spaces[row]
+        return out
+
+    def share(self, terms: Sequence[str], matched: set[str]) -> float:
+        """The idf-weighted share of a question's content terms that a chunk holds (keyword evidence).
+
+        Content terms: words, not the character bigrams kept beside them, nor the words a
+        Japanese question asks with (何, どの, ...). A term no chunk holds weighs as much as the
+        rarest one, so a question about something absent stays unmatched.
+        """
+        from rag.lang import QUESTION_WORDS_JA
+
+        content = {t for t in terms if not t.startswith("#") and t not in QUESTION_WORDS_JA}
+        if not content:
+            return 0.0
+        matrix = self._matrix()
+        total = sum(matrix.idf_of(t) for t in content)
+        got = sum(matrix.idf_of(t) for t in content & matched)
+        return got / total if total > 0 else 0.0
 
     def search(self, space: str, query: str, k: int) -> list[tuple[str, float]]:
         """The k best (id, BM25 score) of one space for a question; only chunks sharing a token."""

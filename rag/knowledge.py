@@ -167,7 +167,7 @@ class KnowledgeBase:
                     "stored_model": info.get("model"),
                     "dim": info.get("dim"),
                     "chunks": info.get("chunks", 0),
-                    "languages": sorted(lang for lang, target in self.embedding.routing.items() if target == space),
+                    "languages": self.embedding.languages_of(space),
                 }
             )
         return rows

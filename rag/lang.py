@@ -27,3 +27,12 @@ def detect_lang(text: str) -> str:
     if len(_HANGUL.findall(sample)) / letters >= 0.2:
         return "ko"
     return "en"
+
+
+# Words of a Japanese question that ask rather than say what it is about (Sudachi normalised
+# forms): they do not count as the question's terms when a passage's keyword evidence is weighed.
+QUESTION_WORDS_JA = frozenset(
+    """何 なに なん どの どれ どこ 何処 誰 だれ いつ 何時 どう どうして なぜ 何故 どんな どのよう どの様 いくつ 幾つ いくら 幾ら
+    ある 有る 在る する 為る いる 居る なる 成る できる 出来る こと 事 もの 物 ため 為 よう 様 れる られる 場合 について 方法 教える
+    ください 下さい 知る 思う 言う""".split()
+)

@@ -49,9 +49,9 @@ Standalone question:"""
 _TAGLIKE = re.compile(r"</?\s*passages?\b[^>]*>", re.IGNORECASE)
 
 
-def question_language(question: str) -> str:
-    """The language an answer should be written in, as a name for the prompt."""
-    return LANGUAGE_NAMES.get(detect_lang(question), "the language of the question")
+def question_language(question: str, lang: str | None = None) -> str:
+    """The language an answer should be written in, as a name for the prompt (lang: detected already)."""
+    return LANGUAGE_NAMES.get(lang or detect_lang(question), "the language of the question")
 
 
 def _attr(value: str) -> str:
@@ -96,9 +96,9 @@ def fit_passages(
     return chosen
 
 
-def answer_messages(question: str, passages: Sequence[Passage]) -> list[tuple[str, str]]:
-    """System and user messages for answering question from numbered passages."""
-    language = question_language(question)
+def answer_messages(question: str, passages: Sequence[Passage], lang: str | None = None) -> list[tuple[str, str]]:
+    """System and user messages for answering question from numbered passages (lang: the answer's language)."""
+    language = question_language(question, lang)
     block = "\n\n".join(render_passage(n, p) for n, p in enumerate(passages, 1))
     return [
         ("system", SYSTEM.format(language=language)),

@@ -104,3 +104,4 @@ class Passage:
     space: str
     id: str = ""
     metadata: dict[str, Scalar] = field(default_factory=dict)
+    cosine: float | None = None  # retrieval: its cosine similarity to the question in `space` (score is the fused one)

@@ -1,19 +1,23 @@
-"""Hybrid retrieval: every embedding space and the keyword index, fused, floored and de-duplicated.
+"""Hybrid retrieval: every embedding space and the keyword index, fused, judged once and de-duplicated.
 
-A question is embedded in every space that holds chunks (each with its own query prefix) and
-searched there; the keyword index is searched once across all spaces (one BM25 ranking: the
-analysis is the same everywhere, so scores compare, and a space holding a few chunks cannot
-crowd the top). Spaces the question's language is not routed to count less
-(`other_space_weight`): an English model ranks Japanese text at random, while e5 still finds
-Japanese passages for an English question. Each of those rankings is a channel. Channels are
-merged by weighted score fusion: raw cosines and BM25 scores are not comparable, so each
-channel's scores are min-max scaled within the question's hits first (this keeps the gaps that
-reciprocal rank fusion throws away, and measured better on both tuning sets,
-docs/BENCHMARKS.md); `retrieval.fusion: rrf` gives reciprocal rank fusion. Each passage then
-gets its cosine similarity to the question in its own space as its score, and passages below
-the space's floor (`embedding.spaces.<name>.min_score`) are dropped: the answer step says "not
-found" on an empty list. Neighbouring chunks of one source and near-copies are collapsed into
-the best one.
+A question's language is detected once (or passed in). It is embedded in every space that
+holds chunks and searched there; the keyword index is searched once across all spaces (one
+BM25 ranking), and, when `retrieval.keyword.translate` is on, once more with the question's
+terms translated into the other language (rag.bilingual: JMdict glosses). Each ranking is a
+channel. Dense channels of spaces that cannot read the question's language (the language is
+not routed to them: an English model ranks Japanese text at random) count less
+(`other_space_weight`); a chunk embedded in two spaces (English text also in the multilingual
+space, the default) is one candidate that both dense rankings vote for. Channels are merged by
+weighted score fusion (each channel's scores min-max scaled within the question's hits, so
+gaps are kept; `retrieval.fusion: rrf` gives reciprocal rank fusion); a passage's `score` is
+its fused score over the total weight, in [0, 1]: the score results are ranked by.
+
+One relevance decision (rag.relevance) then keeps a passage when its cosine in a space that can
+read the question (`cosine`, `space`) reaches that space's `min_score`, or when it holds most of
+the question's rare terms (keyword evidence, `retrieval.keyword.min_share`): an exact match of a
+rare name is not thrown away because the chunk sits in a space that cannot read the question.
+Search, `ask` and the bots all use it; the answer step says "not found" on an empty list.
+Neighbouring chunks of one source and near-copies are collapsed into the best one.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from rag.config import RetrievalConfig
 from rag.errors import ConfigError
 from rag.lang import detect_lang
 from rag.records import Passage
+from rag.relevance import Judge
 
 if TYPE_CHECKING:  # pragma: no cover
     from rag.knowledge import KnowledgeBase
@@ -59,9 +64,12 @@ class Candidates:
     """Everything one question produced before fusion: the channels and what is known of each hit."""
 
     channels: list[Channel]
-    passages: dict[tuple[str, str], Passage] = field(default_factory=dict)  # (space, id) -> passage with cosine
+    lang: str = "en"  # the question's language
+    passages: dict[str, Passage] = field(default_factory=dict)  # chunk id -> passage (text, metadata)
     scores: dict[tuple[str, str], float] = field(default_factory=dict)  # (space, id) -> cosine, known before its text
     vectors: dict[str, np.ndarray] = field(default_factory=dict)  # space -> the question's vector
+    seen: dict[str, str] = field(default_factory=dict)  # chunk id -> the first space a channel found it in
+    terms: list[str] = field(default_factory=list)  # the question's keyword terms (for keyword evidence)
 
 
 def fuse(rankings: Sequence[tuple[Sequence, float]], rrf_k: int = 60) -> list[tuple[object, float]]:
@@ -116,8 +124,8 @@ def near_duplicate(a: str, b: str, threshold: float = 0.8) -> bool:
     return len(sa & sb) / len(sa | sb) >= threshold
 
 
-def _scored(p: Passage, score: float) -> Passage:
-    return Passage(p.text, p.source, p.locator, score, p.space, p.id, p.metadata)
+def _scored(p: Passage, score: float, space: str | None = None, cosine: float | None = None) -> Passage:
+    return Passage(p.text, p.source, p.locator, score, space or p.space, p.id, p.metadata, cosine)
 
 
 def _by_space(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
@@ -129,7 +137,7 @@ def _by_space(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 class Retriever:
-    """Hybrid search over a knowledge base; `retrieve` is what the answer step calls."""
+    """Hybrid search over a knowledge base; `retrieve` is what search, the answer step and the bots call."""
 
     def __init__(self, kb: KnowledgeBase, config: RetrievalConfig | None = None, reranker: Reranker | None = None):
         self.kb = kb
@@ -140,14 +148,20 @@ class Retriever:
                 "PyPI package that works here). Set retrieval.rerank: false."
             )
         self.reranker = reranker
+        self.judge = Judge(kb.embedding, self.config)
         self._checked: set[str] = set()
 
     # -- the steps -------------------------------------------------------------------------
-    def candidates(self, question: str, where: dict | None = None) -> Candidates:
-        """Run every channel for a question: dense search in each space, then one keyword search of all of them."""
+    def space_weight(self, space: str, lang: str) -> float:
+        """The weight of a space's dense ranking for a question in lang."""
         cfg = self.config
-        found = Candidates(channels=[])
-        home = self.kb.embedding.space_for(detect_lang(question))
+        return cfg.dense_weight * (1.0 if self.kb.embedding.reads(space, lang) else cfg.other_space_weight)
+
+    def candidates(self, question: str, where: dict | None = None, lang: str | None = None) -> Candidates:
+        """Run every channel for a question: dense search in each space, then the keyword searches of all of them."""
+        cfg = self.config
+        lang = lang or detect_lang(question)
+        found = Candidates(channels=[], lang=lang)
         for space in self.kb.embedding.spaces:
             if self.kb.store.count(space) == 0:
                 continue
@@ -159,47 +173,102 @@ class Retriever:
             hits = self.kb.store.nearest(space, vector, cfg.dense_k, where=where)  # texts are fetched only for the few kept
             keys = [(space, cid) for cid, _ in hits]
             found.scores.update(zip(keys, (score for _, score in hits)))
-            weight = cfg.dense_weight * (1.0 if space == home else cfg.other_space_weight)
-            found.channels.append(Channel(f"dense:{space}", weight, keys, [score for _, score in hits]))
+            found.channels.append(Channel(f"dense:{space}", self.space_weight(space, lang), keys, [score for _, score in hits]))
         if cfg.keyword.enabled and cfg.keyword.weight > 0 and found.vectors:
-            hits = [(key, score) for key, score in self.kb.keywords.search_all(question, cfg.keyword.k) if key[0] in found.vectors]
-            if where is not None:  # the index holds no metadata: filter through the store
-                for space, ids in _by_space([key for key, _ in hits]).items():
-                    self._load(found, space, ids, where)
-                hits = [(key, score) for key, score in hits if key in found.passages]
-            found.channels.append(Channel("keyword", cfg.keyword.weight, [k for k, _ in hits], [s for _, s in hits]))
+            index = self.kb.keywords
+            found.terms = index.query_terms(question)
+            searches = [("keyword", cfg.keyword.weight, found.terms)]
+            if cfg.keyword.translate and cfg.keyword.translate_weight > 0:
+                from rag.bilingual import translated_terms
+
+                extra = translated_terms(question, lang, index.analyzer)
+                if extra:
+                    searches.append(("keyword:translated", cfg.keyword.translate_weight, extra))
+            for name, weight, terms in searches:
+                hits = [(key, score) for key, score in index.search_terms(terms, cfg.keyword.k) if key[0] in found.vectors]
+                if where is not None:  # the index holds no metadata: filter through the store
+                    for space, ids in _by_space([key for key, _ in hits]).items():
+                        self._load(found, space, ids, where)
+                    hits = [(key, score) for key, score in hits if key[1] in found.passages]
+                found.channels.append(Channel(name, weight, [k for k, _ in hits], [s for _, s in hits]))
+        for channel in found.channels:
+            for space, cid in channel.keys:
+                found.seen.setdefault(cid, space)
         return found
 
-    def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None, floor: float | None = None) -> None:
-        """Fetch the passages of ids not fetched yet, each scored by its cosine in the space.
+    def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None) -> None:
+        """Fetch the passages of ids not fetched yet from a space (their text and metadata)."""
+        missing = [cid for cid in ids if cid not in found.passages]
+        for cid, (passage, emb) in self.kb.store.passages(space, missing, where=where).items():
+            if (space, cid) not in found.scores and space in found.vectors and emb is not None:
+                found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
+            found.passages[cid] = passage
 
-        Dense hits already have their cosine: with a floor, those below it are never fetched.
-        Keyword-only hits are fetched with their vectors to compute it.
+    def _cosines(self, found: Candidates, space: str, ids: Sequence[str]) -> None:
+        """The cosine of chunks in a space where no channel scored them (they are fetched with their vectors)."""
+        todo = [cid for cid in ids if (space, cid) not in found.scores]
+        if not todo or space not in found.vectors:
+            return
+        for cid, (_, emb) in self.kb.store.vectors(space, todo).items():
+            found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
+
+    def fused(self, found: Candidates) -> list[tuple[str, float]]:
+        """(chunk id, fused score in [0, 1]) of all candidates, best first.
+
+        Score fusion divides each chunk's weighted sum by the weight of the channels that could
+        have found it: the dense rankings of the spaces holding it, and the keyword ranking in
+        its language (the question's own terms, or their translation). Otherwise, in a mixed
+        corpus, an English chunk that three channels can see (MiniLM, e5, English keywords)
+        would always outscore a Japanese one that only e5 and the translated terms can see.
         """
-        missing = [cid for cid in ids if (space, cid) not in found.passages]
-        known = [cid for cid in missing if (space, cid) in found.scores]
-        unknown = [cid for cid in missing if (space, cid) not in found.scores]
-        if floor is not None:
-            known = [cid for cid in known if found.scores[(space, cid)] >= floor]
-        vector = found.vectors[space]
-        for cid, (passage, emb) in self.kb.store.passages(space, unknown, where=where).items():
-            found.scores[(space, cid)] = float(np.dot(vector, emb) / max(float(np.linalg.norm(emb)), 1e-12))
-            found.passages[(space, cid)] = _scored(passage, found.scores[(space, cid)])
-        for cid, (passage, _) in self.kb.store.passages(space, known, vectors=False).items():
-            found.passages[(space, cid)] = _scored(passage, found.scores[(space, cid)])
+        channels = [c for c in found.channels if c.weight > 0 and c.keys]
+        if self.config.fusion == "rrf":
+            order = fuse([([k[1] for k in c.keys], c.weight) for c in channels], self.config.rrf_k)
+            total = sum(c.weight for c in channels) / (self.config.rrf_k + 1)
+            return [(cid, score / total if total > 0 else 0.0) for cid, score in order]
+        sums: dict[str, float] = {}
+        hit_by: dict[str, set[int]] = {}
+        first_seen: dict[str, int] = {}
+        keys = {cid for c in channels for _, cid in c.keys}
+        holders = self.kb.keywords.spaces_of(list(keys)) if self.config.keyword.enabled else {}
+        own = set(self.kb.embedding.spaces_for(found.lang))  # where chunks in the question's language live
+        kw = self.config.keyword
+        for n, c in enumerate(channels):
+            hi, lo = max(c.scores), min(c.scores)
+            span = hi - lo
+            for (_, cid), value in zip(c.keys, c.scores):
+                weight = c.weight
+                if c.name == "keyword" and cid in holders and holders[cid] != own:
+                    # the question's own words found in a chunk of the other language (a name, a number):
+                    # they count like translated words, not like a match in the question's language
+                    weight = min(weight, kw.translate_weight)
+                sums[cid] = sums.get(cid, 0.0) + weight * ((value - lo) / span if span > 0 else 1.0)
+                hit_by.setdefault(cid, set()).add(n)
+                first_seen.setdefault(cid, len(first_seen))
+        out = []
+        for cid, total in sums.items():
+            held = holders.get(cid)
+            same = held is None or held == own
+            # a dense ranking counts at its full weight here: one the question's language cannot use (weighed
+            # at other_space_weight) must not lift a chunk only it can see to the top
+            reach = sum(
+                (self.config.dense_weight if c.name.startswith("dense:") else c.weight)
+                for c in channels if self._reaches(c, held, same)
+            )
+            # a channel that could not be expected to find the chunk (English words of the question in a
+            # Japanese chunk) adds to its score without raising the bar
+            out.append((cid, min(total / reach, 1.0) if reach > 0 else 0.0))
+        out.sort(key=lambda item: (-item[1], first_seen[item[0]]))
+        return out
 
-    def fused(self, found: Candidates) -> list[tuple[str, str]]:
-        """The (space, id) keys of all candidates in fused order."""
-        if self.config.fusion == "score":
-            return [key for key, _ in fuse_scores([(c.keys, c.scores, c.weight) for c in found.channels])]
-        return [key for key, _ in fuse([(c.keys, c.weight) for c in found.channels], self.config.rrf_k)]
-
-    def _floor_of(self, space: str) -> float | None:
-        return self.kb.embedding.spaces[space].min_score if space in self.kb.embedding.spaces else None
-
-    def _passes_floor(self, p: Passage) -> bool:
-        floor = self._floor_of(p.space)
-        return floor is None or p.score >= floor
+    @staticmethod
+    def _reaches(channel: Channel, holders: set[str] | None, same_language: bool) -> bool:
+        """Whether a channel could have found a chunk held by these spaces (in the question's language or not)."""
+        if channel.name.startswith("dense:"):
+            return holders is None or channel.name[6:] in holders
+        if channel.name == "keyword:translated":
+            return not same_language
+        return same_language
 
     def _collapses(self, p: Passage, kept: list[Passage], per_source: dict[str, int]) -> bool:
         cfg = self.config
@@ -215,38 +284,88 @@ class Retriever:
                 return True
         return False
 
-    # -- what callers use ------------------------------------------------------------------
-    def ranked(self, question: str, depth: int, where: dict | None = None, floor: bool = True, collapse: bool = True) -> list[Passage]:
-        """Up to depth passages, best first (eval uses this with floor and collapse off)."""
-        found = self.candidates(question, where)
-        order = self.fused(found)
-        out: list[Passage] = []
-        per_source: dict[str, int] = {}
-        first = max(depth * 2, 20)
-        # the first window usually fills the result; if the floor or the collapse empties it, fetch the rest at once
-        for window in (order[:first], order[first:]):
-            for space, ids in _by_space(window).items():
-                self._load(found, space, ids, floor=self._floor_of(space) if floor else None)
-            for key in window:
-                p = found.passages.get(key)
-                if p is None:  # gone from the store since the keyword index saw it
-                    continue
-                if floor and not self._passes_floor(p):
-                    continue
-                if collapse and self._collapses(p, out, per_source):
-                    continue
-                out.append(p)
-                per_source[p.source] = per_source.get(p.source, 0) + 1
-                if len(out) >= depth:
-                    break
-            if len(out) >= depth:
-                break
-        if self.reranker is not None and out:
-            out = self.reranker.rerank(question, out)
+    def _judged(self, found: Candidates, window: Sequence[tuple[str, float]], decide: bool = True) -> list[tuple[Passage, bool]]:
+        """The window's passages, each scored and placed in the space that judges it, with the decision."""
+        for space, ids in _by_space([(found.seen.get(cid, ""), cid) for cid, _ in window]).items():
+            if space:
+                self._load(found, space, ids)
+        if not decide:  # rankings only (eval): no second look-up in the judging space
+            return [(_scored(found.passages[cid], score, found.seen[cid], found.scores.get((found.seen[cid], cid))), True)
+                    for cid, score in window if cid in found.passages]
+        judges: dict[str, str] = {}
+        for cid, _ in window:
+            p = found.passages.get(cid)
+            if p is not None:
+                judges[cid] = self.judge.space_of(p, found.lang, found.vectors, found.seen[cid])
+        for space, ids in _by_space([(space, cid) for cid, space in judges.items()]).items():
+            self._cosines(found, space, ids)
+        terms = self.kb.keywords.chunk_terms([cid for cid in judges], found.terms) if found.terms else {}
+        out = []
+        for cid, score in window:
+            p = found.passages.get(cid)
+            if p is None:  # gone from the store since the index saw it
+                continue
+            space = judges[cid]
+            cosine = found.scores.get((space, cid))
+            if cosine is None:  # not in the judging space (a store ingested with other routing): where it was found
+                space = found.seen[cid]
+                cosine = found.scores.get((space, cid), 0.0)
+            share = self.kb.keywords.share(found.terms, terms.get(cid, set())) if found.terms else 0.0
+            out.append((_scored(p, score, space, cosine), self.judge.relevant(space, cosine, share)))
         return out
 
-    def retrieve(self, question: str, k: int = 5, where: dict | None = None) -> list[Passage]:
-        """The k best passages above the relevance floor; an empty list means nothing relevant was found."""
+    def evidence(self, question: str, depth: int = 10, lang: str | None = None) -> list[tuple[Passage, float]]:
+        """The first depth fused passages with the cosine and keyword share the decision reads (calibration)."""
+        found = self.candidates(question, lang=lang)
+        judged = self._judged(found, self.fused(found)[:depth])
+        terms = self.kb.keywords.chunk_terms([p.id for p, _ in judged], found.terms) if found.terms else {}
+        return [(p, self.kb.keywords.share(found.terms, terms.get(p.id, set())) if found.terms else 0.0) for p, _ in judged]
+
+    # -- what callers use ------------------------------------------------------------------
+    def judged(
+        self, question: str, depth: int, where: dict | None = None, collapse: bool = True, lang: str | None = None,
+        relevant_only: bool = True,
+    ) -> tuple[list[Passage], list[Passage]]:
+        """Up to depth relevant passages, and the first depth passages whatever the decision (both best first)."""
+        found = self.candidates(question, where, lang)
+        order = self.fused(found)
+        kept: list[Passage] = []
+        nearest: list[Passage] = []
+        per_source: dict[str, int] = {}
+        first = max(depth * 2, 20)
+        # the first window usually fills the result; if the decision or the collapse empties it, fetch the rest at once
+        for window in (order[:first], order[first:]):
+            for p, ok in self._judged(found, window, decide=relevant_only):
+                if collapse and self._collapses(p, kept, per_source):
+                    continue
+                if len(nearest) < depth:
+                    nearest.append(p)
+                if relevant_only and not ok:
+                    continue
+                kept.append(p)
+                per_source[p.source] = per_source.get(p.source, 0) + 1
+                if len(kept) >= depth:
+                    break
+            if len(kept) >= depth:
+                break
+        if self.reranker is not None and kept:
+            kept = self.reranker.rerank(question, kept)
+        return kept, nearest
+
+    def ranked(
+        self, question: str, depth: int, where: dict | None = None, floor: bool = True, collapse: bool = True,
+        lang: str | None = None,
+    ) -> list[Passage]:
+        """Up to depth passages, best first (eval uses this with floor and collapse off)."""
+        return self.judged(question, depth, where, collapse, lang, relevant_only=floor)[0]
+
+    def retrieve(self, question: str, k: int = 5, where: dict | None = None, lang: str | None = None) -> list[Passage]:
+        """The k best relevant passages; an empty list means nothing relevant was found."""
         if not question.strip():
             return []
-        return self.ranked(question, k, where=where, floor=self.config.floor, collapse=True)
+        return self.ranked(question, k, where=where, floor=self.config.floor, collapse=True, lang=lang)
+
+
+def _cosine(vector: np.ndarray, emb) -> float:
+    emb = np.asarray(emb, dtype=np.float32)
+    return float(np.dot(vector, emb) / max(float(np.linalg.norm(emb)), 1e-12))

@@ -41,11 +41,12 @@ class ListRetriever:
     def __init__(self, passages, closest=()):
         self.passages, self._closest, self.asked = list(passages), list(closest), []
 
-    def retrieve(self, question, k, where=None):
+    def retrieve(self, question, k, where=None, lang=None):
         self.asked.append(question)
+        self.langs = getattr(self, "langs", []) + [lang]
         return self.passages[:k]
 
-    def closest(self, question, k, where=None):
+    def closest(self, question, k, where=None, lang=None):
         return self._closest[:k]
 
 
@@ -245,23 +246,64 @@ def test_quotes_prefer_sentences_sharing_rare_question_terms():
     assert quotes[0].n == 2 and "Only admins" in quotes[0].text
 
 
-def test_floor_retriever_drops_passages_below_their_space_floor(app_config, monkeypatch):
+def test_floor_retriever_drops_passages_below_their_space_floor(app_config, monkeypatch, tmp_path):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     from bot.runtime import build_answerer, open_ingestor, open_knowledge_base
     from rag.floor import FloorRetriever
-    from tests.conftest import SAMPLES
+    from tests.conftest import FAST_SPACES, SAMPLES, fast_config
+
+    def floored(en, ja):  # the same data dir, other floors (embedding.spaces.<name>.min_score)
+        spaces = {n: {**c, "min_score": {"en": en, "ja": ja}[n]} for n, c in FAST_SPACES["embedding"]["spaces"].items()}
+        config = fast_config(app_config.data_path(), embedding={**FAST_SPACES["embedding"], "spaces": spaces},
+                             retrieval={"keyword": {"min_share": None}})
+        return open_knowledge_base(config)
 
     with open_knowledge_base(app_config) as kb:
         with open_ingestor(app_config, kb) as ingestor:
             ingestor.run([SAMPLES])
-        low = FloorRetriever(kb, AnswerConfig(relevance_floor={"en": 0.0, "ja": 0.0}))
-        high = FloorRetriever(kb, AnswerConfig(relevance_floor={"en": 0.99, "ja": 0.99}))
-        question = "Who can run /ragbot-ingest?"
-        assert len(low.retrieve(question, 4)) == 4
+    question = "Who can run /ragbot-ingest?"
+    with floored(0.0, 0.0) as kb:
+        everything = FloorRetriever(kb).retrieve(question, 20)
+        assert len(FloorRetriever(kb).retrieve(question, 4)) == 4
+    with floored(0.99, 0.99) as kb:
+        high = FloorRetriever(kb)
         assert high.retrieve(question, 4) == [] and len(high.closest(question, 2)) == 2
-        only_ja = FloorRetriever(kb, AnswerConfig(relevance_floor={"en": 0.99, "ja": 0.0}))
-        everything = low.retrieve(question, 20)
-        assert {p.space for p in everything} == {"en", "ja"}
-        assert [p.id for p in only_ja.retrieve(question, 20)] == [p.id for p in everything if p.space == "ja"]
+    with floored(0.99, 0.0) as kb:
+        only_ja = FloorRetriever(kb).retrieve(question, 20)
+    assert {p.space for p in everything} == {"en", "ja"}
+    assert {p.space for p in only_ja} == {"ja"}  # what the en floor rejects is gone, the ja passages all stay
+    assert {p.id for p in everything if p.space == "ja"} <= {p.id for p in only_ja}
+    with open_knowledge_base(app_config) as kb:
         answer = build_answerer(app_config, kb).answer(question)  # the shipped floors, hashing vectors: not found
         assert answer.mode == "extractive"
+
+
+def test_a_question_language_is_detected_once_and_passed_along(app_config, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    import rag.answer
+    import rag.conversation
+    import rag.prompts
+    import rag.relevance
+    import rag.retrieval
+    from bot.runtime import build_answerer, open_ingestor, open_knowledge_base
+    from rag.lang import detect_lang
+    from tests.conftest import SAMPLES
+
+    asked = []
+
+    def counting(text):
+        asked.append(text)
+        return detect_lang(text)
+
+    for module in (rag.answer, rag.conversation, rag.prompts, rag.relevance, rag.retrieval):
+        monkeypatch.setattr(module, "detect_lang", counting)
+    with open_knowledge_base(app_config) as kb:
+        with open_ingestor(app_config, kb) as ingestor:
+            ingestor.run([SAMPLES])
+        answerer = build_answerer(app_config, kb)
+        question = "Who can run /ragbot-ingest?"
+        answerer.answer(question)
+        assert asked.count(question) == 1
+        asked.clear()
+        answerer.answer("再取り込みは誰が実行できますか")
+        assert asked == ["再取り込みは誰が実行できますか"]

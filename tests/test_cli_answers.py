@@ -17,7 +17,12 @@ from tests.fakes import FakeOpenAIServer
 from tests.test_cli import ragbot
 
 # the hashing embedder's similarities are low; a floor that suits it
-FAST_ANSWER = {"answer": {"relevance_floor": {"en": 0.12, "ja": 0.12}}}
+FAST_ANSWER = {
+    "embedding": {
+        "spaces": {name: {**space, "min_score": 0.12} for name, space in FAST_SPACES["embedding"]["spaces"].items()},
+        "routing": FAST_SPACES["embedding"]["routing"],
+    }
+}
 NO_KEY = {"OPENAI_API_KEY": ""}
 
 
@@ -54,7 +59,8 @@ def test_ask_prints_answer_then_sources(ingested):
 
 def test_not_found_with_a_high_floor_names_closest_sources(ingested):
     config = yaml.safe_load((ingested / "config.yaml").read_text())
-    config["answer"]["relevance_floor"] = {"en": 0.99, "ja": 0.99}
+    for space in config["embedding"]["spaces"].values():
+        space["min_score"] = 0.99
     (ingested / "config.yaml").write_text(yaml.safe_dump(config))
     data = json.loads(ragbot("ask", "--json", "What is the parental leave policy?", cwd=ingested, env=NO_KEY).stdout)
     assert data["found"] is False and data["citations"] == []

@@ -60,4 +60,4 @@ def test_no_config_file_means_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RAGBOT_CONFIG", raising=False)
     config, used = load_config(None)
-    assert used is None and config.embedding.routing == {"ja": "ja", "*": "en"}
+    assert used is None and config.embedding.routing == {"ja": "ja", "*": ["en", "ja"]}

@@ -241,3 +241,21 @@ def test_server_mode_against_chroma_run(tmp_path, corpus, chroma_server):
         hits = kb.search("Only admins may run the ingest command", k=2)
         assert "admins" in hits[0].text
         assert kb.store.location == f"http://127.0.0.1:{chroma_server}"
+
+
+def test_english_chunks_also_embedded_in_the_multilingual_space_and_switched_off_again(app_config, corpus):
+    run(app_config, corpus)  # the fast config routes English to `en` only
+    before = snapshot(app_config)
+    assert before["en"] and not before["en"] & before["ja"]
+    both = fast_config(app_config.data_path(), embedding={**app_config.embedding.model_dump(), "routing": {"ja": "ja", "*": ["en", "ja"]}})
+    report = run(both, corpus)
+    after = snapshot(both)
+    assert after["en"] == before["en"] and after["ja"] == before["ja"] | before["en"]  # English chunks now in both
+    assert report.embedded == len(before["en"])  # only the new e5 copies were embedded; the MiniLM vectors were re-used
+    assert report.chunks == len(before["en"]) + len(before["ja"])  # a chunk in two spaces is still one chunk
+    again = run(both, corpus)
+    assert again.embedded == 0 and again.unchanged == 4 and again.chunks == report.chunks
+    off = run(app_config, corpus)  # back to English-only routing: the copies go, nothing is embedded
+    assert off.embedded == 0 and snapshot(app_config) == before
+    with open_knowledge_base(app_config) as kb:
+        assert kb.keywords.spaces_of(sorted(before["en"]))[sorted(before["en"])[0]] == {"en"}

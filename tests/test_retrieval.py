@@ -137,7 +137,7 @@ def test_floor_drops_passages_below_min_score_and_can_leave_nothing(tmp_path):
     kb.write("en", chunks, kb.embedder("en").embed_passages([c.text for c in chunks]))
     hits = kb.retrieve("q bananas", k=5)  # dense: alpha (0.999); keyword: beta (cosine 0.05, below the floor)
     assert [p.id for p in hits] == ["a"]
-    assert hits[0].score == pytest.approx(float(np.dot(table["q"], table["alpha"])), abs=1e-3)
+    assert hits[0].cosine == pytest.approx(float(np.dot(table["q"], table["alpha"])), abs=1e-3)
     table["q"] = unit(-1, -1, -1)  # points away from everything: nothing is relevant
     assert kb.retrieve("q", k=5) == []
     kb.store.close()
@@ -150,7 +150,7 @@ def test_keyword_hit_without_dense_hit_is_fused_in_with_its_cosine(tmp_path):
     hits = kb.retrieve("q bananas", k=5)
     assert {p.id for p in hits} == {"a", "b"}
     banana = next(p for p in hits if p.id == "b")
-    assert banana.score == pytest.approx(float(np.dot(table["q"], table["beta"])), abs=1e-3)
+    assert banana.cosine == pytest.approx(float(np.dot(table["q"], table["beta"])), abs=1e-3)
     kb.store.close()
 
 
@@ -375,3 +375,72 @@ def test_renaming_a_heading_re_embeds_the_chunks_under_it(tmp_path):
     with open_knowledge_base(config) as kb:
         hits = kb.keywords.search("en", "linux", 10)
         assert len(hits) == kb.store.count("en")  # the new heading is in every chunk's keyword tokens
+
+
+# -- bilingual: a chunk in several spaces, weights by what can read the question, one decision ----------
+def _two_spaces(tmp_path, routing, min_en=0.5, min_ja=0.5, **retrieval):
+    embedding = EmbeddingConfig.model_validate(
+        {
+            "spaces": {"en": {"provider": "hashing", "model": "e", "min_score": min_en},
+                       "ja": {"provider": "hashing", "model": "j", "min_score": min_ja}},
+            "routing": routing,
+        }
+    )
+    store = VectorStore.open(StoreConfig(), tmp_path)
+    return KnowledgeBase(embedding, store, retrieval=RetrievalConfig(**retrieval), keywords=KeywordIndex(None, KeywordConfig()))
+
+
+def test_routing_lists_and_which_spaces_read_a_language():
+    emb = EmbeddingConfig()
+    assert emb.spaces_for("en") == ["en", "ja"] and emb.space_for("en") == "en" and emb.spaces_for("ja") == ["ja"]
+    assert emb.reads("ja", "en") and emb.reads("ja", "ja") and emb.reads("en", "en") and not emb.reads("en", "ja")
+    with pytest.raises(ValueError, match="names a space twice"):
+        EmbeddingConfig.model_validate({"routing": {"*": ["en", "en"]}})
+    with pytest.raises(ValueError, match="empty list"):
+        EmbeddingConfig.model_validate({"routing": {"*": []}})
+
+
+def test_an_english_question_weighs_every_space_that_holds_english(tmp_path):
+    kb = _two_spaces(tmp_path, {"ja": "ja", "*": ["en", "ja"]})
+    en, ja = _chunk("e", "an english page"), _chunk("j", "日本語のページです")
+    for space in ("en", "ja"):
+        kb.write(space, [en], kb.embedder(space).embed_passages([en.text]))
+    kb.write("ja", [ja], kb.embedder("ja").embed_passages([ja.text]))
+    weights = {c.name: c.weight for c in kb.retriever.candidates("where is the english page").channels}
+    assert weights["dense:en"] == 1.0 and weights["dense:ja"] == 1.0  # e5 holds English: both dense rankings count
+    weights = {c.name: c.weight for c in kb.retriever.candidates("日本語のページはどこ").channels}
+    assert weights["dense:ja"] == 1.0 and weights["dense:en"] == pytest.approx(0.3)  # MiniLM cannot read Japanese
+    hits = kb.retriever.ranked("where is the english page", 5, floor=False)
+    assert [p.id for p in hits].count("e") == 1  # one chunk in two spaces is one candidate
+    store_rows = kb.keywords.spaces_of(["e", "j"])
+    assert store_rows == {"e": {"en", "ja"}, "j": {"ja"}}
+    kb.store.close()
+
+
+def test_exact_rare_term_counts_even_where_the_cosine_cannot_read_the_question(tmp_path):
+    # English chunk only in the English space, whose cosine to a Japanese question is noise
+    kb = _two_spaces(tmp_path, {"ja": "ja", "*": "en"}, min_en=0.99, min_ja=0.99)
+    chunks = [_chunk("k", "KubeRay runs Ray clusters on Kubernetes", "/kuberay.md"), _chunk("p", "Photos kept on your own server", "/photos.md")]
+    kb.write("en", chunks, kb.embedder("en").embed_passages([c.text for c in chunks]))
+    hits = kb.retrieve("KubeRay とは何ですか？", k=5)
+    assert [p.source for p in hits] == ["/kuberay.md"]
+    assert hits[0].cosine < 0.99  # kept by its keyword evidence, not its cosine
+    assert kb.retrieve("Astral を買収したのはどの会社？", k=5) == []  # no rare term matches: not found
+    strict = _two_spaces(tmp_path / "strict", {"ja": "ja", "*": "en"}, min_en=0.99, min_ja=0.99, keyword={"min_share": None})
+    strict.write("en", chunks, strict.embedder("en").embed_passages([c.text for c in chunks]))
+    assert strict.retrieve("KubeRay とは何ですか？", k=5) == []  # cosine alone would have said "not found"
+    kb.store.close()
+    strict.store.close()
+
+
+def test_search_prints_the_score_it_ranks_by(tmp_path):
+    config = _write_config(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", str(config), "ingest", str(FIXTURE / "corpus.jsonl")]).exit_code == 0
+    hits = json.loads(runner.invoke(cli, ["--config", str(config), "search", "expense deadline", "--json", "-k", "5"]).stdout)
+    scores = [h["score"] for h in hits]
+    assert len(hits) >= 2 and scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    assert all("cosine" in h for h in hits)
+    text = runner.invoke(cli, ["--config", str(config), "search", "expense deadline", "-k", "5"]).stdout
+    shown = [float(line.split("[", 1)[1].split()[0].rstrip(",")) for line in text.splitlines() if line[:1].isdigit()]
+    assert shown == sorted(shown, reverse=True) and shown[0] == pytest.approx(scores[0], abs=1e-3)

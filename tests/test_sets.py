@@ -6,7 +6,7 @@ from bot.config import BotConfig
 from bot.core import BotCore, IncomingMessage
 from bot.feedback import FeedbackStore
 from bot.runtime import build_answerer, open_ingestor, open_knowledge_base
-from tests.conftest import fast_config
+from tests.conftest import FAST_SPACES, fast_config
 
 HR = "# Holidays\n\nEmployees get 25 holiday days per year; request them in the HR portal.\n"
 ENG = "# Deploys\n\nProduction deploys happen on Tuesdays; holiday freeze applies in December.\n"
@@ -26,7 +26,7 @@ def test_channel_mapped_to_one_set_never_gets_another_sets_passages(tmp_path):
     config = fast_config(
         tmp_path / "data",
         ingest={"sets": [{"pattern": "docs/hr/**", "name": "hr"}]},
-        answer={"relevance_floor": {"en": -1.0, "ja": -1.0}},
+        embedding={**FAST_SPACES["embedding"], "spaces": {n: {**c, "min_score": -1.0} for n, c in FAST_SPACES["embedding"]["spaces"].items()}},
     )
     with open_knowledge_base(config) as kb:
         with open_ingestor(config, kb) as ingestor:
