@@ -13,7 +13,7 @@ from bot.core import BotCore
 from bot.feedback import FeedbackStore
 from bot.slack_app import build_slack_app, build_web_client
 from bot.slack_http import serve_http
-from tests.conftest import fast_config
+from tests.conftest import FAST_SPACES, fast_config
 from tests.slack_fakes import SECRET, FakeSlackAPI, command_body, post, signed_headers
 from tests.test_slack import FakeAnswerer, Harness
 
@@ -439,7 +439,11 @@ def test_document_urls_are_never_clickable_unless_the_operator_vouches(tmp_path,
 
     # the model repeats what the documents claim, as a prompt-injected page would make it do
     model = FakeChat(f"Open {PHISH} and sign in [1][2][3]. The wiki has it at https://wiki.example.com/reset [4].")
-    config = fast_config(tmp_path / "data", answer={"trusted_urls": ["https://wiki.example.com"], "default_floor": -1.0, "k": 8})
+    config = fast_config(
+        tmp_path / "data",
+        answer={"trusted_urls": ["https://wiki.example.com"], "k": 8},
+        embedding={**FAST_SPACES["embedding"], "spaces": {n: {**c, "min_score": -1.0} for n, c in FAST_SPACES["embedding"]["spaces"].items()}},
+    )
     answer = _answer_from(config, planted, model)
     by_source = {Path(c.source).name: c for c in answer.citations}
     assert {"reset.html", "kb.csv", "kb.jsonl", "wiki.html"} <= set(by_source), answer.citations
