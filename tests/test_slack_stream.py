@@ -53,9 +53,9 @@ class RecordingRetriever(ListRetriever):
         super().__init__(passages)
         self.where: list = []
 
-    def retrieve(self, question, k, where=None):
+    def retrieve(self, question, k, where=None, lang=None):
         self.where.append(where)
-        return super().retrieve(question, k, where)
+        return super().retrieve(question, k, where, lang)
 
 
 def harness(tmp_path, answerer=None, bot=None, **slack):
