@@ -83,9 +83,19 @@ def cli(ctx: click.Context, config_option: str | None, debug: bool) -> None:
 
 
 def _progress_factory():
+    import os
+
     from tqdm import tqdm
 
     # disable=None: bars only when stderr is a terminal, so logs and pipes stay clean
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        size = os.terminal_size((80, 24))
+    if size.columns <= 0 or size.lines <= 0:
+        # a terminal that reports no size (a pty opened by a tool, some CI or IDE consoles): tqdm
+        # takes it as -1 rows, counts every bar as off-screen and prints nothing, so give it a size
+        return partial(tqdm, file=sys.stderr, disable=None, ncols=80, nrows=24, leave=False)
     return partial(tqdm, file=sys.stderr, disable=None, dynamic_ncols=True, leave=False)
 
 
