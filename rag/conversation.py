@@ -14,12 +14,13 @@ from collections import deque
 from dataclasses import dataclass
 
 from rag.errors import LLMError
-from rag.extractive import _STOP, _WORD
-from rag.lang import detect_lang
+from rag.lang import QUESTION_STOPWORDS, detect_lang
 from rag.llm import ChatModel, complete
 from rag.prompts import rewrite_messages
 
 logger = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 
 _OPENER_EN = re.compile(
     r"^\s*(and|or|but|also|what about|how about|same for|then|so|how come|is that|does that|"
@@ -66,7 +67,7 @@ def key_terms(question: str) -> str:
     """The content words of a question (Japanese kept whole), for carrying its topic forward."""
     if detect_lang(question) == "ja":
         return re.sub(r"[？?。、]+$", "", question.strip())
-    return " ".join(w for w in _WORD.findall(question.lower()) if w not in _STOP)
+    return " ".join(w for w in _WORD.findall(question.lower()) if w not in QUESTION_STOPWORDS)
 
 
 def rewrite_without_llm(conversation: Conversation, question: str) -> str:

@@ -12,20 +12,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.lang import CJK, CJK_RUN, QUESTION_STOPWORDS
 from rag.records import Passage
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9`*])|(?<=[。！？])")
 _FENCE = re.compile(r"```.*?(```|$)", re.DOTALL)
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]+")
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 _MARKUP = re.compile(r"^\s*(?:#+|[-*+]|\d+\.|>)\s+")
-_STOP = frozenset(
-    """a an the and or but if of to in on at for from by with without as is are was were be been being do does did
-    done have has had i you he she it we they me my your our their this that these those there here what which who
-    whom whose when where why how can could should would will shall may might must not no yes so than then too very
-    just about into over under again also any all each some such only own same other more most much many can't
-    don't does doesn't isn't aren't it's get gets got please tell know want need use used using ragbot""".split()
-)
 
 
 @dataclass(frozen=True)
@@ -49,7 +42,7 @@ def _lines_to_items(text: str) -> list[str]:
                 items.append(current)
             current = "" if not stripped or stripped.startswith("#") else _MARKUP.sub("", line).strip()
             continue
-        joiner = "" if current and _CJK.match(current[-1]) and _CJK.match(stripped[0]) else " "
+        joiner = "" if current and CJK.match(current[-1]) and CJK.match(stripped[0]) else " "
         current = f"{current}{joiner}{stripped}" if current else stripped
     if current:
         items.append(current)
@@ -64,7 +57,7 @@ def split_sentences(text: str) -> list[str]:
             piece = " ".join((piece or "").split())
             if not piece or piece.endswith(("?", "？")):
                 continue  # a heading-like question repeats the user's question; it never answers it
-            if len(piece) >= (6 if _CJK.search(piece) else 15):
+            if len(piece) >= (6 if CJK.search(piece) else 15):
                 out.append(piece)
     return out
 
@@ -74,10 +67,10 @@ def terms(text: str) -> set[str]:
     lowered = text.lower()
     found = set()
     for word in _WORD.findall(lowered):
-        if word in _STOP or len(word) < 2:
+        if word in QUESTION_STOPWORDS or len(word) < 2:
             continue
         found.add(word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word)
-    for run in _CJK.findall(text):
+    for run in CJK_RUN.findall(text):
         if len(run) == 1:
             found.add(run)
         found.update(run[i : i + 2] for i in range(len(run) - 1))
