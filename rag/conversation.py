@@ -28,6 +28,10 @@ _OPENER_EN = re.compile(
     re.IGNORECASE,
 )
 _PRONOUN_EN = re.compile(r"\b(it|its|they|them|their|that|this|those|these|he|she|him|her)\b", re.IGNORECASE)
+# a follow-up that states a new condition, and where a question's own condition starts
+_CONDITIONAL_FOLLOW_UP = re.compile(r"^\s*(?:(?:and|or|but|so)\s+)?(?:(?:what|how)\s+)?(?:if|when|whenever|unless)\b", re.IGNORECASE)
+_CONDITION_EN = re.compile(r"\b(?:if|when|whenever|unless|after|before|once)\b", re.IGNORECASE)
+_POINTS_BACK_EN = re.compile(r"\b(?:that|it|them|those|this|these)\s*[?.!]?\s*$", re.IGNORECASE)
 _FOLLOW_UP_JA = re.compile(r"^\s*(それ|その|そこ|では|じゃあ|なら|あと|また|ちなみに|で、)|(は|って)[？?]\s*$")
 
 
@@ -60,7 +64,12 @@ def looks_like_follow_up(question: str) -> bool:
         return bool(_FOLLOW_UP_JA.search(question)) or len(question.strip()) <= 10
     words = _WORD.findall(question.lower())
     # a pronoun alone marks a follow-up only in a short question: long ones usually stand on their own
-    return len(words) <= 4 or bool(_OPENER_EN.search(question)) or (len(words) <= 7 and bool(_PRONOUN_EN.search(question)))
+    return (
+        len(words) <= 4
+        or bool(_OPENER_EN.search(question))
+        or (len(words) <= 7 and bool(_PRONOUN_EN.search(question)))
+        or (len(words) <= 12 and bool(_POINTS_BACK_EN.search(question)))  # "... after that?"
+    )
 
 
 def key_terms(question: str) -> str:
@@ -70,12 +79,30 @@ def key_terms(question: str) -> str:
     return " ".join(w for w in _WORD.findall(question.lower()) if w not in QUESTION_STOPWORDS)
 
 
+def carried_terms(previous: str, question: str) -> str:
+    """The previous question's key terms that the follow-up leans on.
+
+    A follow-up that brings its own condition ("and if the file is broken?") replaces the
+    previous question's condition ("... when I delete a file and re-ingest?"): only the main
+    clause ("what happens") carries over, unless the follow-up points back with a pronoun
+    ("and if I delete it?"), which needs the condition's nouns too. Carrying the old condition
+    made the follow-up retrieve the previous answer again.
+    """
+    if detect_lang(previous) != "ja" and _CONDITIONAL_FOLLOW_UP.match(question) and not _PRONOUN_EN.search(question):
+        condition = _CONDITION_EN.search(previous)
+        if condition is not None:
+            main = key_terms(previous[: condition.start()])
+            if main:
+                return main
+    return key_terms(previous)
+
+
 def rewrite_without_llm(conversation: Conversation, question: str) -> str:
     """The follow-up completed with the previous standalone question's key terms."""
     if not conversation or not looks_like_follow_up(question):
         return question
     previous = conversation.turns[-1].standalone
-    return f"{question.strip()} ({key_terms(previous)})"
+    return f"{question.strip()} ({carried_terms(previous, question)})"
 
 
 def standalone_question(conversation: Conversation | None, question: str, model: ChatModel | None) -> str:
