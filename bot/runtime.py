@@ -109,7 +109,10 @@ def build_answerer(config: AppConfig, kb: KnowledgeBase, model=None):
     retriever = FloorRetriever(kb, config.answer)
     if model is None:
         model = build_chat_model(config.llm)
-    return Answerer(retriever.retrieve, config.answer, config.llm, model=model, closest=retriever.closest)
+    return Answerer(
+        retriever.retrieve, config.answer, config.llm, model=model, closest=retriever.closest,
+        similarity=kb.sentence_similarity,
+    )
 
 
 def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), channel_sets=None, admin_roles=()):

@@ -71,6 +71,7 @@ def resolve_model_path(model: str) -> tuple[str, bool]:
 
 
 SMALL_QUERY_BATCH = 8  # up to this many questions are embedded on one thread
+SMALL_PASSAGE_BATCH = 32  # up to this many passages are embedded without PyTorch when it is not loaded yet
 _THREADS_LOCK = threading.Lock()
 
 
@@ -158,7 +159,16 @@ class SentenceTransformerEmbedder(Embedder):
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        """Passage vectors, in one encode call so the model can sort the batch by length."""
+        """Passage vectors, in one encode call so the model can sort the batch by length.
+
+        A few short texts (an answer's sentences) go through the numpy encoder while PyTorch is
+        not loaded: loading it costs seconds, the texts milliseconds.
+        """
+        if self._model is None and len(texts) <= SMALL_PASSAGE_BATCH:
+            encoder = self._numpy_queries()
+            if encoder is not None:
+                prefix = self.config.passage_prefix
+                return encoder.encode([prefix + t for t in texts] if prefix else list(texts))
         return self._encode(texts, self.config.passage_prefix)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
