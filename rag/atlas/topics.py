@@ -45,7 +45,7 @@ class KeywordTokenizer:
         self._min = min_length
 
     def _latin(self, text: str) -> list[str]:
-        words = (w.lower().strip("'-") for w in _WORD.findall(text))
+        words = (w.lower().strip("'-") for w in _WORD.findall(text.replace("\u2019", "'")))  # it’s -> it's
         return [w for w in words if len(w) >= self._min and w not in self._stop]
 
     def __call__(self, text: str) -> list[str]:
