@@ -139,7 +139,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ragbot-extractive-"))
     weights = [float(w) for w in args.weights.split(",") if w.strip()]
     shipped = extractive.MEANING_WEIGHT
-    names = ["previous", f"current (meaning weight {shipped:g})", *(f"current, meaning weight {w:g}" for w in weights if w != shipped)]
+    grid = sorted(set(weights) | {shipped})
+    names = ["previous", *(f"current, meaning weight {w:g}" + (" (shipped)" if w == shipped else "") for w in grid)]
     stats = {name: {"hit": 0, "longest": 0, "filler": 0, "bullets": 0} for name in names}
     found = 0
     try:
@@ -166,7 +167,7 @@ def main() -> None:
                 passages = list(answer.passages)
                 runs = {"previous": previous_quotes(item["q"], passages, config.answer.extractive_sentences)}
                 for name in names[1:]:
-                    extractive.MEANING_WEIGHT = shipped if name.startswith("current (") else float(name.rsplit(" ", 1)[1])
+                    extractive.MEANING_WEIGHT = float(name.split("meaning weight ")[1].split(" ")[0])
                     runs[name] = [q.text for q in choose_quotes(item["q"], passages, config.answer.extractive_sentences, similarity)]
                 extractive.MEANING_WEIGHT = shipped
                 for name, quotes in runs.items():
@@ -184,7 +185,7 @@ def main() -> None:
     n = len(questions)
     lines = [
         START,
-        f"{measured_on()}, by `python benchmarks/bench_extractive.py`: {n} English questions "
+        f"{measured_on()} (a machine shared with other engineers' tests and benchmarks), by `python benchmarks/bench_extractive.py`: {n} English questions "
         "(`benchmarks/questions/extractive_en.jsonl`) over the sample corpus and three transcripts we wrote "
         f"(`benchmarks/questions/transcripts/`), default models, extractive mode; {found}/{n} answered (not \"not found\"). "
         "Both choosers quote from the same retrieved passages.",

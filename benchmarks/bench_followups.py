@@ -113,7 +113,7 @@ def main() -> None:
     n = len(pairs)
     lines = [
         START,
-        f"{measured_on()}, by `python benchmarks/bench_followups.py`: {n} follow-up pairs over the sample corpus "
+        f"{measured_on()} (a machine shared with other engineers' tests and benchmarks), by `python benchmarks/bench_followups.py`: {n} follow-up pairs over the sample corpus "
         "(`benchmarks/questions/sample_followups.jsonl`, 30 English, 5 Japanese), default models, extractive mode, "
         "retrieved through the answer path's relevance floor.",
         "",

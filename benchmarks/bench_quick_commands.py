@@ -91,7 +91,7 @@ def main() -> None:
     torch_s = medians["python -c 'import torch'"]
     lines = [
         START,
-        f"{measured_on()}, by `python benchmarks/bench_quick_commands.py --repeats {args.repeats}`: "
+        f"{measured_on()} (a machine shared with other engineers' tests and benchmarks), by `python benchmarks/bench_quick_commands.py --repeats {args.repeats}`: "
         f"fresh processes on the sample corpus (ingested with the default models), interleaved, median of "
         f"{args.repeats}. Targets: `ragbot status` faster than importing torch, `ragbot search` within 3 s.",
         "",

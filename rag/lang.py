@@ -73,7 +73,8 @@ SPOKEN_FILLER = frozenset(
     actually basically literally sort kind gonna wanna gotta kinda sorta it's i'm you're we're they're that's
     there's what's i've you've we've they've i'd you'd we'd i'll you'll we'll don't doesn't didn't can't won't
     isn't aren't wasn't know mean think guess thing things stuff lot lots bit pretty just sure yeah-yeah
-    say said says going go goes went get got getting make makes made let let's maybe probably""".split()
+    say said says going go goes went get got getting make makes made let let's maybe probably thanks thank
+    everybody hello hi bye""".split()
 )
 
 # generic words that make poor topic labels, on top of the stop words and the filler
