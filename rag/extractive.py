@@ -93,11 +93,14 @@ def is_filler(sentence: str) -> bool:
         return False
     words = _WORD.findall(sentence.lower())
     content = [w for w in words if w not in SPOKEN_FILLER and w not in QUESTION_STOPWORDS and len(w) > 1]
-    return len(content) < 2 or len(content) < 0.25 * len(words)
+    return not content or len(content) < 0.25 * len(words)
 
 
-def split_sentences(text: str, speakers: Sequence[str] = ()) -> list[str]:
-    """The sentences of a passage's paragraphs, list items and speaker turns; questions, fragments and filler left out."""
+def split_sentences(text: str, speakers: Sequence[str] = (), speech: bool = False) -> list[str]:
+    """The sentences of a passage's paragraphs, list items and speaker turns; questions, fragments and filler left out.
+
+    speech: the text is a transcript, so long unpunctuated runs are cut into pieces.
+    """
     out = []
     for item in _lines_to_items(text):
         for turn in _turns(item, speakers):
@@ -107,7 +110,7 @@ def split_sentences(text: str, speakers: Sequence[str] = ()) -> list[str]:
                     continue  # a heading-like question repeats the user's question; it never answers it
                 if len(piece) < (6 if CJK.search(piece) else 15) or is_filler(piece):
                     continue
-                out.extend(_speech_pieces(piece))
+                out.extend(_speech_pieces(piece) if speech or speakers else [piece])
     return out
 
 
@@ -145,7 +148,8 @@ def choose_quotes(
     candidates: list[tuple[int, int, str, set[str]]] = []
     for n, passage in enumerate(passages, 1):
         speakers = [s.strip() for s in (passage.locator.speaker or "").split(",") if s.strip()]
-        for position, sentence in enumerate(split_sentences(passage.text, speakers)):
+        speech = bool(speakers) or passage.locator.start_s is not None or passage.locator.turn is not None
+        for position, sentence in enumerate(split_sentences(passage.text, speakers, speech)):
             candidates.append((n, position, sentence, terms(sentence)))
     if not candidates:
         return []
@@ -186,7 +190,7 @@ def choose_quotes(
 
 
 MEANING_CANDIDATES = 24  # sentences scored by meaning per answer (the best by shared words and rank)
-MEANING_WEIGHT = 0.5  # share of a sentence's match score that comes from meaning rather than shared words
+MEANING_WEIGHT = 0.2  # share of a sentence's match score that comes from meaning rather than shared words
 
 
 def _meaning(question, passages, candidates, similarity: Similarity | None) -> list[float] | None:

@@ -30,7 +30,8 @@ def test_backchannel_and_filler_are_never_sentences():
 
 
 def test_long_unpunctuated_speech_is_cut_and_no_bullet_is_a_wall():
-    pieces = split_sentences(SPEECH)
+    pieces = split_sentences(SPEECH, speech=True)
+    assert split_sentences("Not by default.") == ["Not by default."]  # a short answer is not filler
     assert len(pieces) >= 2 and all(len(p) <= MAX_QUOTE_CHARS for p in pieces)
     quotes = choose_quotes("Why did the old shipper lose logs?", [_passage(SPEECH, speaker="Ravi")])
     assert quotes and all(len(q.text) <= MAX_QUOTE_CHARS for q in quotes)
