@@ -85,9 +85,19 @@ def cli(ctx: click.Context, config_option: str | None, debug: bool) -> None:
 
 
 def _progress_factory():
+    import os
+
     from tqdm import tqdm
 
     # disable=None: bars only when stderr is a terminal, so logs and pipes stay clean
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        size = os.terminal_size((80, 24))
+    if size.columns <= 0 or size.lines <= 0:
+        # a terminal that reports no size (a pty opened by a tool, some CI or IDE consoles): tqdm
+        # takes it as -1 rows, counts every bar as off-screen and prints nothing, so give it a size
+        return partial(tqdm, file=sys.stderr, disable=None, ncols=80, nrows=24, leave=False)
     return partial(tqdm, file=sys.stderr, disable=None, dynamic_ncols=True, leave=False)
 
 
@@ -396,8 +406,8 @@ def _answers_status(config) -> dict:
 
 
 @cli.command(name="map")
-@click.option("--space", metavar="NAME", help="Embedding space to draw (default: the one with the most chunks).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write (default ragbot-map-SPACE.html).")
+@click.option("--space", metavar="NAME", help="Draw only this embedding space (default: every space that holds chunks, side by side).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write (default ragbot-map.html, or ragbot-map-SPACE.html).")
 @click.option("--color-by", type=click.Choice(["source", "set", "cluster", "lang"]), help="Colour points by (default map.color_by).")
 @click.option(
     "--compare",
@@ -416,6 +426,9 @@ def map_command(
     One self-contained HTML file (data and code inline): it opens offline and nothing leaves
     the machine. Hover shows a chunk, click opens its source, the search box highlights matches
     and their neighbours; scroll to zoom, drag to pan.
+    \b
+    By default every embedding space that holds chunks is drawn, side by side (a space has its
+    own model, so its points cannot share a plane with another's); --space draws one.
     \b
     Examples:
       ragbot map
@@ -437,11 +450,13 @@ def map_command(
     records = []
     for target_config, name in targets:  # one store open at a time: two may share a lock
         with open_knowledge_base(target_config) as kb:
-            if name is None:
+            if name is None:  # every space that holds chunks: a mixed corpus shows all its documents
                 counts = {s: kb.store.count(s) for s in kb.store.spaces()}
                 if not any(counts.values()):
                     raise RagError("Nothing is ingested yet, so there is nothing to map. Run `ragbot ingest PATH...` first.")
-                name = max(sorted(counts), key=counts.__getitem__)
+                names = sorted((s for s in counts if counts[s]), key=lambda s: (-counts[s], s))
+                records.extend(read_space(kb, s) for s in names)
+                continue
             records.append(read_space(kb, name))
     # numba compiles UMAP's kernels on first use (tens of seconds): keep them in the data dir
     enable_numba_cache(config.data_path() / "numba-cache")
@@ -452,8 +467,11 @@ def map_command(
 
         model = build_chat_model(config.llm)  # None in extractive mode: keyword labels only
         namer = llm_namer(model) if model is not None else None
-    page, note, layers = draw_map(records, config.map, color_by=color_by, progress=_progress_factory(), namer=namer)
-    out = out or Path("ragbot-map-" + "-vs-".join(r.space for r in records) + ".html")
+    page, note, layers = draw_map(
+        records, config.map, color_by=color_by, progress=_progress_factory(), namer=namer, compare=bool(compare)
+    )
+    if out is None:
+        out = Path("ragbot-map-" + "-vs-".join(r.space for r in records) + ".html" if compare or space else "ragbot-map.html")
     out.write_text(page, encoding="utf-8")
     if note:
         click.echo(f"Note: {note}", err=True)

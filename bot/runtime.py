@@ -11,7 +11,6 @@ from pathlib import Path
 
 from bot.config import AppConfig
 from ingest.manifest import Manifest
-from ingest.pipeline import Ingestor
 from rag.keywords import KeywordIndex
 from rag.knowledge import KnowledgeBase
 from rag.store import VectorStore
@@ -92,6 +91,8 @@ def open_knowledge_base(config: AppConfig, embedders=None):
 @contextmanager
 def open_ingestor(config: AppConfig, kb: KnowledgeBase, progress=None):
     """An ingestor writing through kb, with its manifest and run lock in the data directory."""
+    from ingest.pipeline import Ingestor  # here, not at the top: loaders (bs4, pypdf) are slow to import
+
     manifest = Manifest(manifest_path(config))
     try:
         yield Ingestor(kb, config.ingest, manifest, config.data_path() / "ingest.lock", progress=progress)
@@ -108,7 +109,10 @@ def build_answerer(config: AppConfig, kb: KnowledgeBase, model=None):
     retriever = FloorRetriever(kb)
     if model is None:
         model = build_chat_model(config.llm)
-    return Answerer(retriever.retrieve, config.answer, config.llm, model=model, closest=retriever.closest)
+    return Answerer(
+        retriever.retrieve, config.answer, config.llm, model=model, closest=retriever.closest,
+        similarity=kb.sentence_similarity,
+    )
 
 
 def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), channel_sets=None, admin_roles=()):

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -88,6 +89,21 @@ def _question_text(text: str) -> str:
     return _MENTION.sub(" ", text or "").strip()
 
 
+class _NoTokenSkippedWarning(logging.Filter):
+    """Drops Bolt's "As you gave `client` as well, `token` will be unused" warning.
+
+    Bolt reads SLACK_BOT_TOKEN from the environment even when given a client (which holds that
+    very token), then warns at every start about a conflict that is not one.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_BOLT_LOGGER = logging.getLogger("slack_bolt.App")
+_BOLT_LOGGER.addFilter(_NoTokenSkippedWarning())
+
+
 def build_slack_app(
     core: BotCore,
     config: SlackConfig,
@@ -98,6 +114,7 @@ def build_slack_app(
     """The Bolt app over core: mentions, DMs, thread follow-ups, /ask, admin commands, buttons."""
     app = App(
         client=client,
+        logger=_BOLT_LOGGER,
         signing_secret=signing_secret or "",
         request_verification_enabled=not socket_mode,
         token_verification_enabled=False,  # auth.test runs on the first request, not at import

@@ -40,9 +40,36 @@ def chunk_document(doc: Document, config: ChunkingConfig) -> list[TextChunk]:
     chunks: list[TextChunk] = []
     for section in doc.sections:
         # Sections are split one at a time so a chunk never straddles two headings, pages or rows.
-        for piece in split_text(section.text, config.max_tokens, config.overlap_tokens, config.encoding):
-            chunks.append(TextChunk(piece, section.locator, len(chunks)))
+        pieces = split_text(section.text, config.max_tokens, config.overlap_tokens, config.encoding)
+        locators = _line_locators(section.text, section.locator, pieces)
+        for piece, locator in zip(pieces, locators):
+            chunks.append(TextChunk(piece, locator, len(chunks)))
     return chunks
+
+
+def _line_locators(text: str, locator: Locator, pieces: list[str]) -> list[Locator]:
+    """Each piece's locator: with the lines it spans when the section knows its first line.
+
+    Pieces are contiguous slices of the (repaired, stripped) text in order, overlapping at
+    most by the overlap tail, so each is found at or after the previous one's start.
+    """
+    if locator.line is None:
+        return [locator] * len(pieces)
+    body = _encodable(text)
+    stripped = body.strip()
+    offset = body.find(stripped) if stripped else 0
+    first_line = locator.line + body.count("\n", 0, offset)
+    out: list[Locator] = []
+    search_from = 0
+    for piece in pieces:
+        at = stripped.find(piece, search_from)
+        if at < 0:  # cannot happen for slices; keep the section's own lines rather than guess
+            out.append(locator)
+            continue
+        search_from = at + 1
+        start = first_line + stripped.count("\n", 0, at)
+        out.append(dataclasses.replace(locator, line=start, end_line=start + piece.count("\n")))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,7 +546,9 @@ class _TranscriptGrouper:
     def _locator(self, cues: list[_Cue]) -> Locator:
         start_s, end_s = _times(cues)
         speakers = list(dict.fromkeys(c.speaker for c in cues if c.speaker))
+        turns = [c.locator.turn for c in cues if c.locator.turn is not None]
         # replace() keeps any other field a loader set on the cues' locators.
         return dataclasses.replace(
-            cues[0].locator, start_s=start_s, end_s=end_s, speaker=", ".join(speakers) if speakers else None
+            cues[0].locator, start_s=start_s, end_s=end_s, speaker=", ".join(speakers) if speakers else None,
+            turn=turns[0] if turns else None, end_turn=turns[-1] if turns else None,
         )

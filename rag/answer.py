@@ -15,7 +15,7 @@ from rag.citations import Citation, SafeStream, citation_for, cited_numbers, is_
 from rag.config import AnswerConfig, LLMConfig
 from rag.conversation import Conversation, standalone_question
 from rag.errors import QuestionError
-from rag.extractive import choose_quotes, extractive_text
+from rag.extractive import Similarity, choose_quotes, extractive_text
 from rag.lang import detect_lang
 from rag.llm import ChatModel, OnToken
 from rag.messages import text as message
@@ -62,9 +62,11 @@ class Answerer:
         llm_config: LLMConfig,
         model: ChatModel | None = None,
         closest: Retrieve | None = None,
+        similarity: Similarity | None = None,
     ):
         self.retrieve = retrieve
         self.closest = closest
+        self.similarity = similarity  # extractive mode: sentences scored by meaning too
         self.config = config
         self.llm_config = llm_config
         self.model = model
@@ -154,7 +156,7 @@ class Answerer:
 
     def _extractive(self, question, standalone, lang, passages, on_token) -> Answer:
         # the standalone form carries a follow-up's topic; the question itself its focus
-        quotes = choose_quotes(standalone, passages, self.config.extractive_sentences)
+        quotes = choose_quotes(standalone, passages, self.config.extractive_sentences, self.similarity)
         stream = SafeStream(range(1, len(passages) + 1), self._allowed_urls(passages), on_token)
         stream.feed(extractive_text(quotes, message("extractive_intro", lang)))
         return self._finish(question, standalone, stream, passages, "extractive")

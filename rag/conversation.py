@@ -14,12 +14,13 @@ from collections import deque
 from dataclasses import dataclass
 
 from rag.errors import LLMError
-from rag.extractive import _STOP, _WORD
-from rag.lang import detect_lang
+from rag.lang import QUESTION_STOPWORDS, detect_lang
 from rag.llm import ChatModel, complete
 from rag.prompts import rewrite_messages
 
 logger = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 
 _OPENER_EN = re.compile(
     r"^\s*(and|or|but|also|what about|how about|same for|then|so|how come|is that|does that|"
@@ -27,6 +28,10 @@ _OPENER_EN = re.compile(
     re.IGNORECASE,
 )
 _PRONOUN_EN = re.compile(r"\b(it|its|they|them|their|that|this|those|these|he|she|him|her)\b", re.IGNORECASE)
+# a follow-up that states a new condition, and where a question's own condition starts
+_CONDITIONAL_FOLLOW_UP = re.compile(r"^\s*(?:(?:and|or|but|so)\s+)?(?:(?:what|how)\s+)?(?:if|when|whenever|unless)\b", re.IGNORECASE)
+_CONDITION_EN = re.compile(r"\b(?:if|when|whenever|unless|after|before|once)\b", re.IGNORECASE)
+_POINTS_BACK_EN = re.compile(r"\b(?:that|it|them|those|this|these)\s*[?.!]?\s*$", re.IGNORECASE)
 _FOLLOW_UP_JA = re.compile(r"^\s*(それ|その|そこ|では|じゃあ|なら|あと|また|ちなみに|で、)|(は|って)[？?]\s*$")
 
 
@@ -59,14 +64,37 @@ def looks_like_follow_up(question: str, lang: str | None = None) -> bool:
         return bool(_FOLLOW_UP_JA.search(question)) or len(question.strip()) <= 10
     words = _WORD.findall(question.lower())
     # a pronoun alone marks a follow-up only in a short question: long ones usually stand on their own
-    return len(words) <= 4 or bool(_OPENER_EN.search(question)) or (len(words) <= 7 and bool(_PRONOUN_EN.search(question)))
+    return (
+        len(words) <= 4
+        or bool(_OPENER_EN.search(question))
+        or (len(words) <= 7 and bool(_PRONOUN_EN.search(question)))
+        or (len(words) <= 12 and bool(_POINTS_BACK_EN.search(question)))  # "... after that?"
+    )
 
 
 def key_terms(question: str) -> str:
     """The content words of a question (Japanese kept whole), for carrying its topic forward."""
     if detect_lang(question) == "ja":
         return re.sub(r"[？?。、]+$", "", question.strip())
-    return " ".join(w for w in _WORD.findall(question.lower()) if w not in _STOP)
+    return " ".join(w for w in _WORD.findall(question.lower()) if w not in QUESTION_STOPWORDS)
+
+
+def carried_terms(previous: str, question: str) -> str:
+    """The previous question's key terms that the follow-up leans on.
+
+    A follow-up that brings its own condition ("and if the file is broken?") replaces the
+    previous question's condition ("... when I delete a file and re-ingest?"): only the main
+    clause ("what happens") carries over, unless the follow-up points back with a pronoun
+    ("and if I delete it?"), which needs the condition's nouns too. Carrying the old condition
+    made the follow-up retrieve the previous answer again.
+    """
+    if detect_lang(previous) != "ja" and _CONDITIONAL_FOLLOW_UP.match(question) and not _PRONOUN_EN.search(question):
+        condition = _CONDITION_EN.search(previous)
+        if condition is not None:
+            main = key_terms(previous[: condition.start()])
+            if main:
+                return main
+    return key_terms(previous)
 
 
 def rewrite_without_llm(conversation: Conversation, question: str, lang: str | None = None) -> str:
@@ -74,7 +102,7 @@ def rewrite_without_llm(conversation: Conversation, question: str, lang: str | N
     if not conversation or not looks_like_follow_up(question, lang):
         return question
     previous = conversation.turns[-1].standalone
-    return f"{question.strip()} ({key_terms(previous)})"
+    return f"{question.strip()} ({carried_terms(previous, question)})"
 
 
 def standalone_question(conversation: Conversation | None, question: str, model: ChatModel | None, lang: str | None = None) -> str:

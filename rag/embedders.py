@@ -71,6 +71,7 @@ def resolve_model_path(model: str) -> tuple[str, bool]:
 
 
 SMALL_QUERY_BATCH = 8  # up to this many questions are embedded on one thread
+SMALL_PASSAGE_BATCH = 32  # up to this many passages are embedded without PyTorch when it is not loaded yet
 _THREADS_LOCK = threading.Lock()
 
 
@@ -100,6 +101,24 @@ class SentenceTransformerEmbedder(Embedder):
         super().__init__(config)
         self._device = device
         self._model = None
+        self._query_encoder = None  # a NumpyBertEncoder, False when the model is not plain BERT
+        self._query_lock = threading.Lock()
+
+    def _numpy_queries(self):
+        """The numpy encoder for questions (rag/bert.py), or None: no PyTorch import for a search."""
+        with self._query_lock:
+            if self._query_encoder is None:
+                self._query_encoder = False
+                if self._device == "cpu":
+                    path, local = resolve_model_path(self.config.model)
+                    if local:
+                        from rag.bert import NumpyBertEncoder
+
+                        try:
+                            self._query_encoder = NumpyBertEncoder.load(path) or False
+                        except Exception as exc:  # any surprise: sentence-transformers does the job
+                            logger.info("numpy query encoder unavailable for %s: %s", path, exc)
+        return self._query_encoder or None
 
     @property
     def model(self):
@@ -110,6 +129,10 @@ class SentenceTransformerEmbedder(Embedder):
                 # a local model never needs the hub; without this, missing optional files cost ~70 s of retries
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            # transformers draws a "Loading weights 0/103" bar on every load: not ragbot's progress to show
+            transformers_logging.disable_progress_bar()
 
             try:
                 self._model = SentenceTransformer(path, device=self._device)
@@ -136,12 +159,25 @@ class SentenceTransformerEmbedder(Embedder):
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        """Passage vectors, in one encode call so the model can sort the batch by length."""
+        """Passage vectors, in one encode call so the model can sort the batch by length.
+
+        A few short texts (an answer's sentences) go through the numpy encoder while PyTorch is
+        not loaded: loading it costs seconds, the texts milliseconds.
+        """
+        if self._model is None and len(texts) <= SMALL_PASSAGE_BATCH:
+            encoder = self._numpy_queries()
+            if encoder is not None:
+                prefix = self.config.passage_prefix
+                return encoder.encode([prefix + t for t in texts] if prefix else list(texts))
         return self._encode(texts, self.config.passage_prefix)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Question vectors (a few questions on one thread: lower latency on a busy CPU)."""
         if len(texts) <= SMALL_QUERY_BATCH and self._device == "cpu":
+            encoder = self._numpy_queries()
+            if encoder is not None:
+                prefix = self.config.query_prefix
+                return encoder.encode([prefix + t for t in texts] if prefix else list(texts))
             self.model  # load outside the thread switch
             with _one_torch_thread():
                 return self._encode(texts, self.config.query_prefix)

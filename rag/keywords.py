@@ -30,27 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import KeywordConfig
+from rag.lang import CJK, CJK_RUN, ENGLISH_STOPWORDS, SUDACHI_MAX_CHARS, sudachi_morphemes
 
 logger = logging.getLogger(__name__)
 
-# the stop words of bm25s / scikit-learn's short English list: frequent words that only add noise to BM25
-ENGLISH_STOPWORDS = frozenset(
-    """a an and are as at be but by for if in into is it no not of on or such that the their then there these
-    they this to was will with i me my we our you your he him his she her its them what which who whom
-    those am been being have has had having do does did doing would should could can may might must shall
-    from up down out off over under again further once here when where why how all any both each few more
-    most other some nor only own same so than too very s t just don now about against between through during
-    before after above below were because until while whose itself myself yourself himself herself ourselves
-    themselves ours yours hers theirs""".split()
-)
-
-_CJK = "\u3005\u3006\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\u30fc"
-_CJK_RUN = re.compile(f"[{_CJK}]+")
-_HAS_CJK = re.compile(f"[{_CJK}]")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # Sudachi parts of speech that carry no topic: particles, auxiliary verbs, symbols, blanks
 _DROP_POS = frozenset({"助詞", "助動詞", "補助記号", "空白", "記号"})
-_SUDACHI_MAX_CHARS = 8000  # Sudachi refuses inputs over ~49 KB; chunks are far smaller
 
 
 class Analyzer:
@@ -75,14 +61,6 @@ class Analyzer:
 
         return Stemmer.Stemmer("english")
 
-    @cached_property
-    def _sudachi(self):
-        from sudachipy import Dictionary, SplitMode
-
-        mode = {"A": SplitMode.A, "B": SplitMode.B, "C": SplitMode.C}[self.config.sudachi_mode]
-        tokenizer = Dictionary(dict="core").tokenizer()
-        return tokenizer, mode
-
     def _latin(self, words: list[str]) -> list[str]:
         words = [w.lower() for w in words]
         if self.config.english_stopwords:
@@ -98,30 +76,27 @@ class Analyzer:
         return [run[i : i + 2] for i in range(len(run) - 1)]
 
     def _morphemes(self, text: str) -> list[str]:
-        tokenizer, mode = self._sudachi
         out: list[str] = []
-        for start in range(0, len(text), _SUDACHI_MAX_CHARS):
-            for m in tokenizer.tokenize(text[start : start + _SUDACHI_MAX_CHARS], mode):
-                surface = m.surface()
-                if not _HAS_CJK.search(surface):
-                    out.extend(self._latin(_WORD.findall(surface)))  # Sudachi would katakana-ise English words
-                elif m.part_of_speech()[0] not in _DROP_POS:
-                    out.append(m.normalized_form())
+        for m in sudachi_morphemes(text, self.config.sudachi_mode):
+            surface = m.surface()
+            if not CJK.search(surface):
+                out.extend(self._latin(_WORD.findall(surface)))  # Sudachi would katakana-ise English words
+            elif m.part_of_speech()[0] not in _DROP_POS:
+                out.append(m.normalized_form())
         return out
 
     def content_words(self, text: str) -> list[tuple[str, str, bool]]:
         """Sudachi content words of Japanese text: (surface, normalised form, is a noun), in order."""
-        tokenizer, mode = self._sudachi
         out = []
-        for m in tokenizer.tokenize(text[:_SUDACHI_MAX_CHARS], mode):
+        for m in sudachi_morphemes(text[:SUDACHI_MAX_CHARS], self.config.sudachi_mode):
             pos = m.part_of_speech()[0]
-            if _HAS_CJK.search(m.surface()) and pos in ("名詞", "動詞", "形容詞", "形状詞"):
+            if CJK.search(m.surface()) and pos in ("名詞", "動詞", "形容詞", "形状詞"):
                 out.append((m.surface(), m.normalized_form(), pos == "名詞"))
         return out
 
     def tokens(self, text: str) -> list[str]:
         """The keyword tokens of a text."""
-        if not _HAS_CJK.search(text):
+        if not CJK.search(text):
             return self._latin(_WORD.findall(text))
         japanese = self.config.japanese
         out: list[str] = []
@@ -129,10 +104,10 @@ class Analyzer:
             out.extend(self._morphemes(text))
         if japanese in ("bigram", "sudachi+bigram"):
             prefix = "#" if japanese == "sudachi+bigram" else ""  # keep bigrams apart from 2-char words
-            for run in _CJK_RUN.findall(text):
+            for run in CJK_RUN.findall(text):
                 out.extend(prefix + g for g in self._bigrams(run))
             if japanese == "bigram":
-                out.extend(self._latin(_WORD.findall(_CJK_RUN.sub(" ", text))))
+                out.extend(self._latin(_WORD.findall(CJK_RUN.sub(" ", text))))
         return out
 
 

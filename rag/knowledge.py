@@ -154,6 +154,13 @@ class KnowledgeBase:
         """
         return self.retrieve(query, k=k, where=where)
 
+    def sentence_similarity(self, question: str, sentences: list[str], space: str) -> list[float]:
+        """Cosine of each sentence with the question in space's model (extractive answers score by meaning)."""
+        embedder = self.embedder(space)
+        query = embedder.embed_query(question)
+        vectors = embedder.embed_passages(sentences)
+        return [float(v) for v in vectors @ query]
+
     def status(self) -> list[dict]:
         """Per configured space: its model, and what the store holds for it."""
         rows = []

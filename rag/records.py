@@ -16,6 +16,11 @@ def format_timestamp(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _span(noun: str, first: int, last: int | None) -> str:
+    """'line 4' or 'lines 4-9'."""
+    return f"{noun}s {first}-{last}" if last is not None and last != first else f"{noun} {first}"
+
+
 @dataclass(frozen=True)
 class Locator:
     """Where inside a source a piece of text sits: heading path, page, table row or time span."""
@@ -26,9 +31,14 @@ class Locator:
     start_s: float | None = None  # transcript span start, seconds
     end_s: float | None = None  # transcript span end, seconds
     speaker: str | None = None  # transcript speaker(s), comma-separated
+    line: int | None = None  # 1-based first line in a plain-text file
+    end_line: int | None = None  # 1-based last line (inclusive)
+    turn: int | None = None  # 1-based first speaker turn of a transcript without times
+    end_turn: int | None = None  # 1-based last turn (inclusive)
 
     def label(self) -> str:
-        """A short human-readable form: 'Setup > Install', 'p. 3', 'row 12', '1:05-1:40 (Alice)'."""
+        """A short human-readable form: 'Setup > Install', 'p. 3', 'row 12', 'lines 120-135',
+        '1:05-1:40 (Alice)', 'turns 3-7 (Alice, Bob)'."""
         parts: list[str] = []
         if self.heading:
             parts.append(self.heading)
@@ -36,11 +46,15 @@ class Locator:
             parts.append(f"p. {self.page}")
         if self.row is not None:
             parts.append(f"row {self.row}")
+        if self.line is not None:
+            parts.append(_span("line", self.line, self.end_line))
         if self.start_s is not None:
             span = format_timestamp(self.start_s)
             if self.end_s is not None:
                 span += f"-{format_timestamp(self.end_s)}"
             parts.append(span)
+        if self.turn is not None:
+            parts.append(_span("turn", self.turn, self.end_turn))
         text = ", ".join(parts)
         if self.speaker:
             text = f"{text} ({self.speaker})" if text else self.speaker

@@ -23,7 +23,7 @@ REINGEST = Passage(
     FAQ, Locator(heading="FAQ > Delete"), 0.71, "en", id="a",
 )
 ADMINS = Passage(
-    "Only admins can run `/ragbot-ingest`: the users listed under `bot.admins`. Anyone else gets a short refusal.",
+    "Only admins can run `/ragbot-ingest`: the users listed under `slack.admins`. Anyone else gets a short refusal.",
     FAQ, Locator(heading="FAQ > Admins"), 0.65, "en", id="b",
 )
 TALK = Passage(
@@ -31,7 +31,7 @@ TALK = Passage(
     "/talks/intro.vtt", Locator(start_s=65.0, end_s=100.0, speaker="Kenji"), 0.6, "en", id="c",
     metadata={"url": "https://videos.example.com/intro"},
 )
-JA = Passage("再取り込みを実行できるのは管理者だけです。管理者は bot.admins に登録します。", "/docs/unyou.md",
+JA = Passage("再取り込みを実行できるのは管理者だけです。管理者は slack.admins に登録します。", "/docs/unyou.md",
              Locator(heading="運用 > 実行できる人"), 0.9, "ja", id="d")
 
 

@@ -93,7 +93,7 @@ def test_chat_with_piped_input_answers_follow_ups_and_survives_a_fault(ingested)
         ("ok", "Who can run /ragbot-ingest on Discord?"),  # the rewrite
         ("status", 500), ("status", 500),  # the answer fails (one retry)
         ("ok", "Standalone again?"),
-        ("ok", "Admins listed under bot.admins [1]."),
+        ("ok", "Admins listed under slack.admins [1]."),
     ) as server:
         with_llm(ingested, server.base_url)
         full_env = {**os.environ, **NO_KEY}
@@ -105,7 +105,7 @@ def test_chat_with_piped_input_answers_follow_ups_and_survives_a_fault(ingested)
     assert out.returncode == 0, out.stderr
     assert "Only admins [1]." in out.stdout
     assert "temporarily unavailable" in out.stdout
-    assert "Admins listed under bot.admins [1]." in out.stdout
+    assert "Admins listed under slack.admins [1]." in out.stdout
     rewrite_prompt = server.requests[1]["messages"][1]["content"]
     assert "Who can run /ragbot-ingest?" in rewrite_prompt and "and on Discord?" in rewrite_prompt
 

@@ -162,7 +162,7 @@ def test_plain_text_is_one_section_titled_by_the_file_name() -> None:
     doc = result.documents[0]
     assert (doc.kind, doc.title) == ("text", "meeting-2024")
     assert texts(result) == ["First line.\n\nSecond paragraph."]
-    assert doc.sections[0].locator == Locator()
+    assert doc.sections[0].locator == Locator(line=2)  # its first line: chunks get their line ranges
 
 
 # --------------------------------------------------------------------------- HTML

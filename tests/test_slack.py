@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 
@@ -335,4 +336,15 @@ def test_admin_ingest_runs_in_background_once_and_posts_a_summary(tmp_path, monk
         assert "3 source(s), 42 chunk(s)" in body and "hr" in body
     finally:
         gate.set()
+        h.close()
+
+
+def test_start_logs_no_token_conflict_warning(tmp_path, monkeypatch, caplog):
+    # SLACK_BOT_TOKEN in the environment plus the client that holds it is the normal set-up, not a conflict
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    caplog.set_level(logging.DEBUG)
+    h = Harness(tmp_path)
+    try:
+        assert not [r for r in caplog.records if "token" in r.getMessage().lower() and r.levelno >= logging.WARNING]
+    finally:
         h.close()

@@ -9,6 +9,7 @@ import yaml
 
 from ingest.errors import EmptySourceError
 from ingest.loaders._shared import HeadingTrail, stem_of
+from ingest.loaders.transcripts import load_speaker_lines
 from ingest.records import Document, LoadResult, Section
 from rag.records import Locator
 
@@ -30,10 +31,14 @@ _HTML_TAG = re.compile(
 
 def load_text(text: str, source: str) -> LoadResult:
     """A plain text file as one section titled by the file name."""
-    body = text.strip()
-    if not body:
+    if not text.strip():
         raise EmptySourceError("empty file (only whitespace)")
-    doc = Document(source=source, kind="text", sections=(Section(body, Locator()),), title=stem_of(source))
+    transcript = load_speaker_lines(text, source)
+    if transcript is not None:  # one "Speaker: text" turn per line: a meeting tool's export
+        return transcript
+    body = text.strip()
+    first_line = 1 + text[: text.find(body)].count("\n")  # the chunker gives each chunk the lines it spans
+    doc = Document(source=source, kind="text", sections=(Section(body, Locator(line=first_line)),), title=stem_of(source))
     return LoadResult(documents=(doc,))
 
 

@@ -32,8 +32,8 @@ _MERGE_GAP_S = 1.0  # auto-captions repeat a line in back-to-back cues; merge re
 
 @dataclass
 class _Cue:
-    start: float
-    end: float
+    start: float | None  # None in a transcript without times: its turns are numbered instead
+    end: float | None
     text: str
     speaker: str | None
 
@@ -81,10 +81,13 @@ def load_json_transcript(text: str, source: str) -> LoadResult:
     if not items:
         raise EmptySourceError("transcript has no segments")
 
+    # an export with speakers and text but no times at all (AssemblyAI-style utterances trimmed to
+    # speaker and text, many meeting tools): turns are numbered instead of timed
+    timeless = not any(isinstance(item, dict) and ("start" in item or "end" in item) for item in items)
     cues: list[_Cue] = []
     problems: list[str] = []
     for number, item in enumerate(items, start=1):
-        cue = _json_cue(item, scale, f"{noun} {number}", problems)
+        cue = _json_cue(item, scale, f"{noun} {number}", problems, timeless)
         if cue is not None:
             cues.append(cue)
     if not cues:
@@ -92,16 +95,18 @@ def load_json_transcript(text: str, source: str) -> LoadResult:
     return _result(cues, source, capped(problems, f"bad {noun}s"))
 
 
-def _json_cue(item: Any, scale: float, label: str, problems: list[str]) -> _Cue | None:
+def _json_cue(item: Any, scale: float, label: str, problems: list[str], timeless: bool = False) -> _Cue | None:
     if not isinstance(item, dict):
         problems.append(f"{label}: not an object, skipped")
         return None
     start, end = _seconds(item.get("start"), scale), _seconds(item.get("end"), scale)
-    if start is None or end is None:
+    if timeless:
+        pass
+    elif start is None or end is None:
         key = "start" if start is None else "end"
         problems.append(f"{label}: missing or bad '{key}' ({item.get(key)!r}), skipped")
         return None
-    if end < start:
+    elif end < start:
         problems.append(f"{label}: ends before it starts ({start:g}s > {end:g}s), skipped")
         return None
     raw = item.get("text")
@@ -251,6 +256,8 @@ def clean_cue_text(lines: list[str]) -> tuple[str, str | None]:
 
 def _repeats(last: _Cue, cue: _Cue) -> bool:
     same = cue.text == last.text and cue.speaker == last.speaker
+    if None in (last.start, last.end, cue.start):
+        return False  # without times, a repeated line is a repeated turn
     return same and last.start <= cue.start <= last.end + _MERGE_GAP_S
 
 
@@ -261,8 +268,45 @@ def _result(cues: list[_Cue], source: str, warnings: list[str]) -> LoadResult:
             merged[-1].end = max(merged[-1].end, cue.end)
         else:
             merged.append(cue)
+    timeless = all(cue.start is None for cue in merged)
     sections = tuple(
-        Section(cue.text, Locator(start_s=cue.start, end_s=cue.end, speaker=cue.speaker)) for cue in merged
+        Section(
+            cue.text,
+            Locator(start_s=cue.start, end_s=cue.end, speaker=cue.speaker, turn=number if timeless else None),
+        )
+        for number, cue in enumerate(merged, start=1)
     )
     doc = Document(source=source, kind="transcript", sections=sections, title=stem_of(source))
     return LoadResult(documents=(doc,), warnings=tuple(warnings))
+
+
+# "Project Manager: so the remote ...": a speaker label of one to four capitalised words (or
+# "Speaker A", "SPEAKER_01"), a colon, then the turn's text
+_SPEAKER_LINE = re.compile(r"^\s*((?:[A-Z][\w.'-]*|[A-Z]+_?\d+)(?:[ \t]+[A-Z0-9][\w.'-]*){0,3})[ \t]*:[ \t]+(\S.*)$")
+_NOT_SPEAKERS = frozenset({"Note", "Notes", "Warning", "Example", "Tip", "Q", "A", "Answer", "Question", "Step", "Http", "Https"})
+
+
+def load_speaker_lines(text: str, source: str) -> LoadResult | None:
+    """A plain-text transcript with one "Speaker: text" turn per line, or None when text is not one.
+
+    It is one when at least 60% of the non-empty lines are such turns, there are at least four
+    turns, and at least two speakers of whom one speaks twice; lines without a label continue
+    the turn above. Each turn is a cue numbered from 1, so citations name turns and speakers.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 4:
+        return None
+    turns: list[_Cue] = []
+    labelled = 0
+    for line in lines:
+        match = _SPEAKER_LINE.match(line)
+        if match and match.group(1) not in _NOT_SPEAKERS and len(match.group(1)) <= 40:
+            labelled += 1
+            turns.append(_Cue(None, None, " ".join(match.group(2).split()), match.group(1)))
+        elif turns:
+            turns[-1].text += " " + " ".join(line.split())
+    speakers = [cue.speaker for cue in turns]
+    counts = {s: speakers.count(s) for s in set(speakers)}
+    if labelled < 4 or labelled < 0.6 * len(lines) or len(counts) < 2 or max(counts.values()) < 2:
+        return None
+    return _result(turns, source, [])

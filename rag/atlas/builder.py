@@ -127,8 +127,9 @@ def draw_map(
     color_by: str | None = None,
     progress: Callable[..., object] | None = None,
     namer: Callable[[list[str], list[str]], str | None] | None = None,
+    compare: bool = False,
 ) -> tuple[str, str | None, list[MapLayer]]:
-    """Build one map (or two, linked, for a comparison) and render the page: (html, note, layers)."""
+    """Build a map per space, side by side (two linked ones for a comparison), and render the page: (html, note, layers)."""
     from rag.atlas.render import render_html
 
     bar = progress(total=len(spaces) * 3 + 1, desc="map", unit="step") if progress else None
@@ -145,7 +146,7 @@ def draw_map(
     try:
         layers = [build_layer(r, config, namer=namer, step=step, name=name) for r, name in zip(spaces, names)]
         step("writing")
-        page, note = render_html(layers, color_by or config.color_by, config.excerpt_chars)
+        page, note = render_html(layers, color_by or config.color_by, config.excerpt_chars, linked=compare)
         if bar is not None:
             bar.update()
     finally:

@@ -6,6 +6,16 @@
   'use strict';
   var DATA = JSON.parse(document.getElementById('map-data').textContent);
   var BG = '#fafafa';
+  // labels may be Japanese: name fonts that carry kana and kanji where they are installed
+  var FONTS = '"Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "Hiragino Sans", "Hiragino Kaku Gothic ProN", "Yu Gothic", Meiryo, system-ui, sans-serif';
+  var MIN_POINT_PX = 3; // never smaller than this, however many points
+
+  // the q-quantile of a typed array (a copy is sorted)
+  function quantile(values, q) {
+    if (!values.length) return 0.5;
+    var s = Float32Array.from(values).sort();
+    return s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))];
+  }
   var searchBox = document.getElementById('search');
   var statusEl = document.getElementById('status');
   var tip = document.getElementById('tooltip');
@@ -38,6 +48,12 @@
     this.order = this.groups.slice().sort(function (a, b) { return b.idx.length - a.idx.length; });
     this.topicByCluster = {};
     for (i = 0; i < d.topics.length; i++) this.topicByCluster[d.topics[i].cluster] = d.topics[i];
+    // the bulk of the points (2nd to 98th percentile): one far-away cluster must not squeeze the rest
+    var bulk = [quantile(this.xs, 0.02), quantile(this.ys, 0.02), quantile(this.xs, 0.98), quantile(this.ys, 0.98)];
+    var all = [quantile(this.xs, 0), quantile(this.ys, 0), quantile(this.xs, 1), quantile(this.ys, 1)];
+    // the whole extent when it is not much larger than the bulk: then every point stays in view
+    var wider = (all[2] - all[0]) > 1.5 * (bulk[2] - bulk[0]) || (all[3] - all[1]) > 1.5 * (bulk[3] - bulk[1]);
+    this.bulk = wider ? bulk : all;
     this.buildGrid();
     this.hl = null; // Uint8Array: 1 match, 2 neighbour of a match
     this.hover = -1;
@@ -90,11 +106,23 @@
     return best;
   };
 
+  // the initial view: the bulk of the points fills the panel (outliers may fall outside; zoom out to see them)
   Panel.prototype.fit = function () {
+    var w = this.canvas.clientWidth, h = this.canvas.clientHeight, b = this.bulk;
+    var bw = Math.max(b[2] - b[0], 0.02), bh = Math.max(b[3] - b[1], 0.02);
+    var k = Math.max(10, Math.min(w / bw, h / bh) * 0.88);
+    this.base = k;
+    this.view = { k: k, tx: w / 2 - k * (b[0] + b[2]) / 2, ty: h / 2 - k * (b[1] + b[3]) / 2 };
+  };
+
+  // point size in CSS pixels: larger when there are few points or when zoomed in, never below MIN_POINT_PX
+  Panel.prototype.pointSize = function () {
     var w = this.canvas.clientWidth, h = this.canvas.clientHeight;
-    var base = Math.max(10, Math.min(w, h) * 0.92);
-    this.base = base;
-    this.view = { k: base, tx: (w - base) / 2, ty: (h - base) / 2 };
+    var spacing = Math.sqrt((w * h) / Math.max(1, this.n)); // room per point at the initial view
+    var atFit = Math.max(MIN_POINT_PX, Math.min(8, spacing * 0.22));
+    var zoom = this.view.k / this.base;
+    var grown = zoom > 1 ? atFit * (1 + 0.45 * Math.log2(zoom)) : atFit;
+    return Math.max(MIN_POINT_PX, Math.min(16, grown));
   };
 
   Panel.prototype.resize = function () {
@@ -115,8 +143,8 @@
     ctx.globalAlpha = 1;
     ctx.fillStyle = BG;
     ctx.fillRect(0, 0, w, h);
-    var zoom = v.k / this.base;
-    var size = Math.max(1.6, Math.min(7, 1.6 + Math.log2(zoom) * 1.1));
+    var size = this.pointSize();
+    this.size = size;
     var half = size / 2, xs = this.xs, ys = this.ys, k = v.k, tx = v.tx - half, ty = v.ty - half;
     var drawn = 0, hl = this.hl;
     ctx.globalAlpha = hl ? 0.15 : 0.8;
@@ -182,7 +210,7 @@
       var tp = topics[t], sx = tp.x / 10000 * v.k + v.tx, sy = tp.y / 10000 * v.k + v.ty;
       if (sx < 0 || sy < 0 || sx > w || sy > h) continue;
       var fs = Math.round(11 + 5 * Math.sqrt(tp.size / largest));
-      ctx.font = '600 ' + fs + 'px system-ui, sans-serif';
+      ctx.font = '600 ' + fs + 'px ' + FONTS;
       var tw = ctx.measureText(tp.label).width, box = [sx - tw / 2 - 3, sy - fs / 2 - 2, sx + tw / 2 + 3, sy + fs / 2 + 2];
       var clash = false;
       for (var p = 0; p < placed.length && !clash; p++) {
@@ -388,7 +416,27 @@
   // #selftest=QUERY: render, search QUERY, and write what happened into <pre id=selftest>
   function selfTest(query) {
     panels.forEach(function (p) { p.draw(); });
-    var out = { panels: panels.map(function (p) { return { n: p.n, drawn: p.drawn, labels: p.placedLabels.length, nonBlank: nonBlankPixels(p) }; }) };
+    var out = { panels: panels.map(function (p) {
+      var b = p.bulk, v = p.view;
+      return {
+        n: p.n, drawn: p.drawn, labels: p.placedLabels.length, nonBlank: nonBlankPixels(p), pointSize: p.size,
+        // the share of the panel's width and height that the bulk of the points spans on screen
+        bulkSpan: [(b[2] - b[0]) * v.k / p.canvas.clientWidth, (b[3] - b[1]) * v.k / p.canvas.clientHeight],
+      };
+    }) };
+    var probe = document.createElement('canvas').getContext('2d'), style = getComputedStyle(searchBox);
+    probe.font = style.fontSize + ' ' + style.fontFamily;
+    out.placeholder = { text: searchBox.placeholder, width: probe.measureText(searchBox.placeholder).width,
+      room: searchBox.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) };
+    out.labelFont = FONTS;
+    // Japanese drawn in the label font differs from the same number of missing-glyph boxes only
+    // when a font with kana and kanji was found
+    function ink(text) {
+      var c = document.createElement('canvas'); c.width = 120; c.height = 40;
+      var x = c.getContext('2d'); x.font = '600 24px ' + FONTS; x.fillStyle = '#000'; x.fillText(text, 4, 28);
+      return Array.prototype.join.call(x.getImageData(0, 0, 120, 40).data, ',');
+    }
+    out.cjkGlyphs = ink('\u4f1a\u8b70\u5ba4') !== ink('\uffff\uffff\uffff');
     searchBox.value = query;
     runSearch();
     panels.forEach(function (p) { p.draw(); });
@@ -400,6 +448,7 @@
     p0.zoomAt(p0.canvas.clientWidth / 2, p0.canvas.clientHeight / 2, 8);
     p0.draw();
     out.labelsZoomed = p0.placedLabels.length;
+    out.pointSizeZoomed = p0.size;
     p0.fit();
     searchBox.value = '';
     runSearch();

@@ -143,19 +143,32 @@ def layer_payload(layer: MapLayer, values: list[str], colours: dict[str, str], e
     }
 
 
-def render_html(layers: list[MapLayer], color_by: str = "cluster", excerpt_chars: int = 240, title: str | None = None) -> tuple[str, str | None]:
-    """The page for one map, or two side by side (linked) when given two layers; and any note."""
-    if not 1 <= len(layers) <= 2:
-        raise ValueError("one or two layers")
+def render_html(
+    layers: list[MapLayer],
+    color_by: str = "cluster",
+    excerpt_chars: int = 240,
+    title: str | None = None,
+    linked: bool | None = None,
+) -> tuple[str, str | None]:
+    """The page: one panel per layer, side by side; and any note.
+
+    Two layers are linked (hover and selection follow the same chunk) when they are a
+    comparison of one corpus (`linked`, by default when there are exactly two); the panels of
+    a store's different spaces hold different chunks and are not.
+    """
+    if not layers:
+        raise ValueError("at least one layer")
+    linked = len(layers) == 2 if linked is None else linked
     color_by, note = effective_color_by(layers, color_by)
     values = [category_values(layer, color_by) for layer in layers]
     palettes = _palette(values, shared=color_by != "cluster")
     panels = [layer_payload(layer, v, p, excerpt_chars) for layer, v, p in zip(layers, values, palettes)]
-    if len(layers) == 2:
+    if linked and len(layers) == 2:
         a_to_b, b_to_a = link_layers(layers[0], layers[1])
         panels[0]["partner"] = a_to_b.tolist()
         panels[1]["partner"] = b_to_a.tolist()
-    title = title or "Knowledge map: " + " vs ".join(f"{layer.name} ({len(layer.records):,} chunks)" for layer in layers)
+    joiner = " vs " if linked else " + "
+    title = title or "Knowledge map: " + joiner.join(f"{layer.name} ({len(layer.records):,} chunks)" for layer in layers)
     data = {"title": title, "colorBy": color_by, "note": note, "panels": panels}
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     blob = blob.replace("</", "<\\/").replace("<!--", "<\\!--")  # cannot close the script element

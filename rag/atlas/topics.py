@@ -16,14 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.lang import CJK, HAN_RUN, LABEL_STOPWORDS, sudachi_morphemes
+
 logger = logging.getLogger(__name__)
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
 _WORD = re.compile(r"[^\W\d_][\w'-]*[^\W_]|[^\W\d_]", re.UNICODE)
-_SUDACHI_MAX_BYTES = 40_000  # Sudachi refuses inputs over ~49 KB
 # Japanese parts of speech that carry no topic
 _JA_SKIP_SUBPOS = {"数詞", "代名詞", "非自立可能", "助数詞可能"}
-_EXTRA_STOP = {"also", "use", "used", "using", "like", "just", "get", "got", "one", "would", "could", "can", "don", "doesn", "isn", "http", "https", "www", "com"}
 
 
 @dataclass(frozen=True)
@@ -42,45 +41,28 @@ class KeywordTokenizer:
     """Content words of English and Japanese text, lower-cased, stop words and particles dropped."""
 
     def __init__(self, min_length: int = 2):
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-        self._stop = set(ENGLISH_STOP_WORDS) | _EXTRA_STOP
+        self._stop = LABEL_STOPWORDS
         self._min = min_length
-        self._sudachi = None
-
-    def _japanese(self):
-        if self._sudachi is None:
-            from sudachipy import Dictionary, SplitMode
-
-            self._sudachi = (Dictionary().tokenizer(), SplitMode.C)
-        return self._sudachi
 
     def _latin(self, text: str) -> list[str]:
-        words = (w.lower().strip("'-") for w in _WORD.findall(text))
+        words = (w.lower().strip("'-") for w in _WORD.findall(text.replace("\u2019", "'")))  # it’s -> it's
         return [w for w in words if len(w) >= self._min and w not in self._stop]
 
     def __call__(self, text: str) -> list[str]:
         """The keywords of text in reading order."""
-        if not _CJK.search(text):
+        if not CJK.search(text):
             return self._latin(text)
-        tokenizer, mode = self._japanese()
         out: list[str] = []
-        data = text.encode("utf-8")
-        for start in range(0, len(data), _SUDACHI_MAX_BYTES):
-            piece = data[start : start + _SUDACHI_MAX_BYTES].decode("utf-8", errors="ignore")
-            for m in tokenizer.tokenize(piece, mode):
-                surface = m.surface()
-                if not _CJK.search(surface):
-                    out.extend(self._latin(surface))
-                    continue
-                pos = m.part_of_speech()
-                if pos[0] == "名詞" and pos[1] not in _JA_SKIP_SUBPOS and not (set(pos[1:3]) & _JA_SKIP_SUBPOS):
-                    if len(surface) >= 2 or _HAN_ONLY.fullmatch(surface):
-                        out.append(surface)
+        for m in sudachi_morphemes(text, "C"):  # long units: 再取り込み, not 再 + 取り込み
+            surface = m.surface()
+            if not CJK.search(surface):
+                out.extend(self._latin(surface))
+                continue
+            pos = m.part_of_speech()
+            if pos[0] == "名詞" and pos[1] not in _JA_SKIP_SUBPOS and not (set(pos[1:3]) & _JA_SKIP_SUBPOS):
+                if len(surface) >= 2 or HAN_RUN.fullmatch(surface):
+                    out.append(surface)
         return out
-
-
-_HAN_ONLY = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 
 
 def ctfidf_keywords(

@@ -1,0 +1,51 @@
+"""Extractive answers quote what answers: by meaning as well as words, no filler, no walls of speech."""
+
+from __future__ import annotations
+
+from rag.extractive import MAX_QUOTE_CHARS, choose_quotes, is_filler, split_sentences
+from rag.records import Locator, Passage
+
+MEETING = (
+    "Marketing: Mm-hmm Project Manager: because if we want to to do remote control User Interface: Mm . "
+    "Industrial Designer: A rubber case does not break when you drop it. Marketing: Yeah yeah."
+)
+SPEECH = (
+    "yeah and the reason we wrote it was that the old shipper kept falling behind you know when a service logged "
+    "a lot it would buffer everything in memory and then the machine ran out of memory and we lost the logs exactly "
+    "when we needed them the most so we started over and wrote a new one that reads from the file on disk and never "
+    "buffers more than it can upload in one go"
+)
+
+
+def _passage(text, n=0, speaker=None, space="en"):
+    return Passage(text, f"/talks/t{n}.vtt", Locator(speaker=speaker), 0.5, space)
+
+
+def test_backchannel_and_filler_are_never_sentences():
+    sentences = split_sentences(MEETING, ["Marketing", "Project Manager", "User Interface", "Industrial Designer"])
+    assert "A rubber case does not break when you drop it." in sentences
+    assert not any("Mm" in s or "Yeah yeah" in s for s in sentences)
+    assert not any(s.startswith(("Marketing:", "Industrial Designer:")) for s in sentences)
+    assert is_filler("Right, right.") and is_filler("Okay, thanks everybody.") and not is_filler("Two double A batteries then.")
+
+
+def test_long_unpunctuated_speech_is_cut_and_no_bullet_is_a_wall():
+    pieces = split_sentences(SPEECH, speech=True)
+    assert split_sentences("Not by default.") == ["Not by default."]  # a short answer is not filler
+    assert len(pieces) >= 2 and all(len(p) <= MAX_QUOTE_CHARS for p in pieces)
+    quotes = choose_quotes("Why did the old shipper lose logs?", [_passage(SPEECH, speaker="Ravi")])
+    assert quotes and all(len(q.text) <= MAX_QUOTE_CHARS for q in quotes)
+    assert any("ran out of memory" in q.text for q in quotes)
+
+
+def test_meaning_picks_the_defining_sentence_over_one_that_shares_words():
+    define = _passage("Tidewatch is a log shipper written in Rust. It uploads compressed batches to object storage.", 1)
+    noise = _passage("Tidewatch came up in episode twelve. People have heard of Tidewatch and Tidewatch is a name.", 2)
+
+    def similarity(question, sentences, space):  # a model that knows what a definition is
+        return [0.9 if "log shipper" in s else 0.1 for s in sentences]
+
+    with_meaning = choose_quotes("What is Tidewatch?", [noise, define], count=1, similarity=similarity)
+    assert "log shipper" in with_meaning[0].text
+    failing = choose_quotes("What is Tidewatch?", [noise, define], count=1, similarity=lambda *a: 1 / 0)
+    assert failing  # a broken model falls back to shared words
