@@ -163,11 +163,11 @@ def start_server(path: Path) -> tuple[subprocess.Popen, int]:
 def bench(n: int, work: Path, all_steps: bool) -> dict:
     src = write_config(work / "source.yaml", work / "source")
     row: dict = {"n": n, "fill_s": fill(src, n)}
-    for fmt in ("parquet", "jsonl"):
-        row[f"export_{fmt}"] = child("export", str(src), str(work / f"export-{fmt}"), fmt)
+    row["export_parquet"] = child("export", str(src), str(work / "export-parquet"), "parquet")
     row["import_embedded"] = child("import", str(write_config(work / "embedded.yaml", work / "embedded")), str(work / "export-parquet"))
     row["raw_add"] = child("raw", str(work / "export-parquet"), str(work / "raw-chroma"))
     assert row["raw_add"]["count"] == n
+    row["export_jsonl"] = child("export", str(src), str(work / "export-jsonl"), "jsonl")
     if all_steps:  # the other two imports: at the smallest size only (a shared machine's time is short)
         row["import_jsonl"] = child("import", str(write_config(work / "embedded-jsonl.yaml", work / "embedded-jsonl")), str(work / "export-jsonl"))
         server, port = start_server(work / "server-chroma")
@@ -219,21 +219,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/BENCHMARKS.md alone.")
+    parser.add_argument("--previous", type=Path, help="JSON lines of rows printed by an earlier run, put in the table first.")
     args = parser.parse_args()
     from report import measured_on, write_section
 
-    rows = []
+    rows = [json.loads(line) for line in args.previous.read_text().splitlines() if line.startswith("{")] if args.previous else []
+    earlier = ", ".join(f"{r['n']:,}" for r in rows)
     sizes = [int(s) for s in args.sizes.split(",")]
     for n in sizes:
         work = Path(tempfile.mkdtemp(prefix=f"bench-transfer-{n}-"))
         try:
-            rows.append(bench(n, work, all_steps=n == min(sizes)))
+            rows.append(bench(n, work, all_steps=n == min(sizes) and not earlier))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print(json.dumps(rows[-1]), flush=True)
     text = "\n\n".join(
         [
-            f"{START}\n{measured_on()}, by `python benchmarks/bench_transfer.py --sizes {args.sizes}`. "
+            f"{START}\n{measured_on()}, by `python benchmarks/bench_transfer.py --sizes {args.sizes}`"
+            + (f" (the {earlier} row from an earlier run of it with `--sizes {earlier.replace(',', '')}`, same day)" if earlier else "")
+            + ". "
             "Synthetic chunks (60 Zipf-distributed words, random 384-d unit vectors, 10 chunks per source), one space. "
             "Each cell: seconds of the work (the `seconds` of `--json`: store open, imports and Python start excluded; "
             f"those added {overhead(rows)}) / the peak RSS of its process (each step runs in its own). "
