@@ -75,12 +75,11 @@ def fill(config_path: Path, n: int) -> float:
 
 def child(*args: str) -> dict:
     """Run this script's worker in a child process; its JSON result, with its peak RSS in MiB."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"worker {args} failed:\n{proc.stdout}\n{proc.stderr}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >= before
+    print(f"  {args[0]} {args[-1]}: {result}", file=sys.stderr, flush=True)
     return result
 
 
@@ -111,7 +110,15 @@ def worker(args: list[str]) -> None:
         raise SystemExit(f"{kind} exited {code}")
     wall = time.perf_counter() - started  # imports of ragbot's modules and opening the store included
     seconds = json.loads(printed.getvalue())["seconds"] if kind != "raw" else extra.pop("seconds")
-    print(json.dumps({"seconds": seconds, "wall": wall, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}))
+    print(json.dumps({"seconds": seconds, "wall": wall, "rss_mib": peak_rss_mib(), **extra}))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM): unlike ru_maxrss, it does not start at the forking parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def raw_add(export_dir: str, chroma_dir: str) -> tuple[int, dict]:
@@ -153,21 +160,22 @@ def start_server(path: Path) -> tuple[subprocess.Popen, int]:
     raise SystemExit("chroma run did not start")
 
 
-def bench(n: int, work: Path) -> dict:
+def bench(n: int, work: Path, all_steps: bool) -> dict:
     src = write_config(work / "source.yaml", work / "source")
     row: dict = {"n": n, "fill_s": fill(src, n)}
-    for fmt in ("parquet", "jsonl"):
-        row[f"export_{fmt}"] = child("export", str(src), str(work / f"export-{fmt}"), fmt)
+    row["export_parquet"] = child("export", str(src), str(work / "export-parquet"), "parquet")
     row["import_embedded"] = child("import", str(write_config(work / "embedded.yaml", work / "embedded")), str(work / "export-parquet"))
-    row["import_jsonl"] = child("import", str(write_config(work / "embedded-jsonl.yaml", work / "embedded-jsonl")), str(work / "export-jsonl"))
-    server, port = start_server(work / "server-chroma")
-    try:
-        row["import_server"] = child("import", str(write_config(work / "server.yaml", work / "server", port)), str(work / "export-parquet"))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     row["raw_add"] = child("raw", str(work / "export-parquet"), str(work / "raw-chroma"))
     assert row["raw_add"]["count"] == n
+    row["export_jsonl"] = child("export", str(src), str(work / "export-jsonl"), "jsonl")
+    if all_steps:  # the other two imports: at the smallest size only (a shared machine's time is short)
+        row["import_jsonl"] = child("import", str(write_config(work / "embedded-jsonl.yaml", work / "embedded-jsonl")), str(work / "export-jsonl"))
+        server, port = start_server(work / "server-chroma")
+        try:
+            row["import_server"] = child("import", str(write_config(work / "server.yaml", work / "server", port)), str(work / "export-parquet"))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
     return row
 
 
@@ -178,7 +186,7 @@ def overhead(rows: list[dict]) -> str:
 
 def table(rows: list[dict]) -> str:
     def cell(r: dict, key: str) -> str:
-        return f"{r[key]['seconds']:.1f} s / {r[key]['rss_mib']:.0f} MiB"
+        return f"{r[key]['seconds']:.1f} s / {r[key]['rss_mib']:.0f} MiB" if key in r else "-"
 
     lines = [
         "| chunks | export Parquet | export JSONL | import Parquet, embedded | import JSONL, embedded | import Parquet, `chroma run` (ragbot process) | raw Chroma `add`, embedded | Parquet size | JSONL size |",
@@ -197,6 +205,8 @@ def flatness(rows: list[dict]) -> str:
     small, large = rows[0], rows[-1]
     parts = []
     for key, label in (("export_parquet", "export Parquet"), ("export_jsonl", "export JSONL"), ("import_embedded", "import, embedded"), ("import_server", "import, server"), ("raw_add", "raw add, embedded")):
+        if key not in small or key not in large:
+            continue
         ratio = large[key]["rss_mib"] / small[key]["rss_mib"]
         parts.append(f"{label} {ratio:.2f}x ({'flat' if ratio <= 1.2 else 'not flat'})")
     return f"Peak RSS at {large['n']:,} against {small['n']:,}: " + ", ".join(parts) + "."
@@ -209,20 +219,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/BENCHMARKS.md alone.")
+    parser.add_argument("--previous", type=Path, help="JSON lines of rows printed by an earlier run, put in the table first.")
     args = parser.parse_args()
     from report import measured_on, write_section
 
-    rows = []
-    for n in [int(s) for s in args.sizes.split(",")]:
+    rows = [json.loads(line) for line in args.previous.read_text().splitlines() if line.startswith("{")] if args.previous else []
+    earlier = ", ".join(f"{r['n']:,}" for r in rows)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    for n in sizes:
         work = Path(tempfile.mkdtemp(prefix=f"bench-transfer-{n}-"))
         try:
-            rows.append(bench(n, work))
+            rows.append(bench(n, work, all_steps=n == min(sizes) and not earlier))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print(json.dumps(rows[-1]), flush=True)
     text = "\n\n".join(
         [
-            f"{START}\n{measured_on()}, by `python benchmarks/bench_transfer.py --sizes {args.sizes}`. "
+            f"{START}\n{measured_on()}, by `python benchmarks/bench_transfer.py --sizes {args.sizes}`"
+            + (f" (the {earlier} row from an earlier run of it with `--sizes {earlier.replace(',', '')}`, same day)" if earlier else "")
+            + ". "
             "Synthetic chunks (60 Zipf-distributed words, random 384-d unit vectors, 10 chunks per source), one space. "
             "Each cell: seconds of the work (the `seconds` of `--json`: store open, imports and Python start excluded; "
             f"those added {overhead(rows)}) / the peak RSS of its process (each step runs in its own). "

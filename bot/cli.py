@@ -494,7 +494,8 @@ def export_command(obj: _Context, out: Path, spaces: tuple[str, ...], fmt: str, 
     \b
     A backup, a move to another store (`ragbot import`), or data for pandas, DuckDB,
     embedding-atlas or a Nomic Atlas upload (a `text` and a `vector` column). The store is
-    read page by page, so memory stays flat; the folder appears only once it is complete.
+    read 1,000 chunks at a time (an embedded Chroma store still caches the collection in this
+    process); the folder appears only once it is complete.
     \b
     Examples:
       ragbot export --out backup-2026-12-02

@@ -7,8 +7,9 @@ the ragbot version and, per space, its model, dimension, chunk count and the fil
 One file per space because a space fixes the vector length: a fixed-size float32 list column
 is what pandas, DuckDB and embedding-atlas read as a vector.
 
-Export pages through the store (flat memory), writes into a hidden folder beside the target
-and renames it into place at the end, so a failed export leaves nothing that looks complete.
+Export pages through the store (ragbot holds one page at a time), writes into a hidden
+folder beside the target and renames it into place at the end, so a failed export leaves
+nothing that looks complete.
 Import checks everything it can before writing anything (format version, models, dimensions,
 sizes and checksums), writes the stored vectors as they are (no model is loaded), skips chunks
 the store already holds, and records each chunk in the ingest manifest under its source and

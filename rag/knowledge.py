@@ -123,7 +123,7 @@ class KnowledgeBase:
         return self.store.count(space)
 
     def pages(self, space: str, size: int = 1000, vectors: bool = True) -> Iterator[StoredPage]:
-        """Every stored chunk of a space (ids, texts, metadata, vectors), `size` at a time: flat memory at any size."""
+        """Every stored chunk of a space (ids, texts, metadata, vectors), `size` at a time (one page held at once)."""
         return self.store.pages(space, size=size, vectors=vectors)
 
     def existing_ids(self, space: str, ids: Sequence[str]) -> set[str]:

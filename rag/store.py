@@ -327,7 +327,7 @@ class VectorStore:
         return found
 
     def pages(self, space: str, size: int = 1000, vectors: bool = True) -> Iterator[StoredPage]:
-        """Every stored chunk of a space, `size` at a time, in the store's own order (flat memory)."""
+        """Every stored chunk of a space, `size` at a time, in the store's own order."""
         collection = self._get(space)
         if collection is None:
             return
