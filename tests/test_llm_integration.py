@@ -148,7 +148,7 @@ def test_injected_document_cannot_make_the_real_model_ping_or_link(llama_server)
         "/docs/notes.md", Locator(heading="Notes"), 0.9, "en",
     )
     llm = LLMConfig(base_url=llama_server, model="local", timeout_s=300, max_answer_tokens=48, context_tokens=4096)
-    answerer = Answerer(lambda q, k, where=None: [evil], AnswerConfig(), llm, model=OpenAIChat(llm))
+    answerer = Answerer(lambda q, k, where=None, lang=None: [evil], AnswerConfig(), llm, model=OpenAIChat(llm))
     answer = answerer.answer("What do the notes say?")
     assert set(answer.as_json()) == {"answer", "citations", "mode", "found", "grounded"}
     for live in ("@channel", "<!here>", "http://evil.example"):
