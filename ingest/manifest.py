@@ -118,7 +118,7 @@ class Manifest:
                     self._db.execute("UPDATE sources SET fingerprint = '' WHERE source = ?", (source,))
                 self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", [(c, s, source) for c, s in ids])
                 self._db.execute(
-                    "UPDATE sources SET chunks = (SELECT COUNT(*) FROM chunks WHERE source = ?) WHERE source = ?", (source, source)
+                    "UPDATE sources SET chunks = (SELECT COUNT(DISTINCT id) FROM chunks WHERE source = ?) WHERE source = ?", (source, source)
                 )
 
     def fingerprints(self) -> dict[str, str]:

@@ -8,7 +8,7 @@ their real requests, which land here instead of on the network.
 
 from __future__ import annotations
 
-import itertools
+import threading
 import json
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
@@ -24,7 +24,25 @@ GUILD_ID = 100
 CHANNEL_ID = 200
 HR_CHANNEL_ID = 201
 ADMIN_ROLE = 300
-_ids = itertools.count(discord.utils.time_snowflake(datetime.now(timezone.utc)))  # "now": tokens not yet expired
+class _Snowflakes:
+    """Increasing snowflake ids taken from the clock at each call: an interaction is always "now"
+    (a counter fixed at import made interactions look older than Discord's 15 min follow-up
+    window once a long test run passed that mark, and their replies took the late-answer path)."""
+
+    def __init__(self):
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> int:
+        with self._lock:
+            self._last = max(self._last + 1, discord.utils.time_snowflake(datetime.now(timezone.utc)))
+            return self._last
+
+
+_ids = _Snowflakes()
 _TS = "2024-01-01T00:00:00+00:00"
 
 
