@@ -35,7 +35,7 @@ from report import measured_on, write_section  # noqa: E402
 from bot.config import AppConfig  # noqa: E402
 from rag.config import StoreConfig  # noqa: E402
 from rag.embedders import build_embedder  # noqa: E402
-from rag.keywords import KeywordIndex  # noqa: E402
+from rag.keywords import LocalKeywordIndex  # noqa: E402
 from rag.knowledge import KnowledgeBase  # noqa: E402
 from rag.records import Chunk, Locator  # noqa: E402
 from rag.store import VectorStore  # noqa: E402
@@ -68,7 +68,7 @@ def bench(n: int, queries: int, embedders: dict) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     try:
         store = VectorStore.open(StoreConfig(path=str(work / "chroma")), work)
-        keywords = KeywordIndex(work / "keywords.sqlite", config.retrieval.keyword)
+        keywords = LocalKeywordIndex(work / "keywords.sqlite", config.retrieval.keyword)
         kb = KnowledgeBase(config.embedding, store, embedders=embedders, retrieval=config.retrieval, keywords=keywords)
         texts, vectors = synthetic(n, 384)
         started = time.perf_counter()

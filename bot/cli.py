@@ -207,7 +207,7 @@ def search(obj: _Context, query: str, k: int, as_json: bool) -> None:
 
 
 def _require_ingested(config, kb) -> None:
-    if not any(kb.store.count(space) for space in config.embedding.spaces):
+    if not any(kb.count(space) for space in config.embedding.spaces):
         raise RagError("Nothing is ingested yet. Run `ragbot ingest PATH...` first (try: ragbot ingest samples/).")
 
 
@@ -357,7 +357,7 @@ def status(obj: _Context, as_json: bool) -> None:
     config, path = obj.config
     with open_knowledge_base(config) as kb:
         spaces = kb.status()
-        location = kb.store.location
+        location = kb.location
     mpath = manifest_path(config)
     sources = 0
     chunks = sum(s["chunks"] for s in spaces)
@@ -451,7 +451,7 @@ def map_command(
     for target_config, name in targets:  # one store open at a time: two may share a lock
         with open_knowledge_base(target_config) as kb:
             if name is None:  # every space that holds chunks: a mixed corpus shows all its documents
-                counts = {s: kb.store.count(s) for s in kb.store.spaces()}
+                counts = {s: kb.count(s) for s in kb.stored_spaces()}
                 if not any(counts.values()):
                     raise RagError("Nothing is ingested yet, so there is nothing to map. Run `ragbot ingest PATH...` first.")
                 names = sorted((s for s in counts if counts[s]), key=lambda s: (-counts[s], s))

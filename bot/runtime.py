@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot.config import AppConfig
 from ingest.manifest import Manifest
-from rag.keywords import KeywordIndex
+from rag.keywords import KeywordIndex, LocalKeywordIndex, SharedKeywordIndex
 from rag.knowledge import KnowledgeBase
 from rag.store import VectorStore
 
@@ -66,8 +66,20 @@ def manifest_path(config: AppConfig) -> Path:
 
 
 def keywords_path(config: AppConfig) -> Path:
-    """The keyword index file, beside the manifest of the store it mirrors."""
+    """The keyword index file of an embedded store, beside the manifest of the store it mirrors."""
     return manifest_path(config).with_name(manifest_path(config).name.replace("manifest", "keywords", 1))
+
+
+def open_keyword_index(config: AppConfig, store: VectorStore) -> KeywordIndex:
+    """The keyword index: a file in the data dir beside an embedded store; in the Chroma server beside a served one.
+
+    In server mode every process (bot workers on any host, an ingest) reads and writes the one
+    kept in the server, so each follows the others' writes within a second and a new worker
+    needs nothing in its data dir.
+    """
+    if config.store.mode == "server":
+        return SharedKeywordIndex(store.side_collection("keywords"), config.retrieval.keyword)
+    return LocalKeywordIndex(keywords_path(config), config.retrieval.keyword)
 
 
 @contextmanager
@@ -78,7 +90,7 @@ def open_knowledge_base(config: AppConfig, embedders=None):
     store = VectorStore.open(config.store, data_dir)
     keywords = None
     try:
-        keywords = KeywordIndex(keywords_path(config), config.retrieval.keyword)
+        keywords = open_keyword_index(config, store)
         kb = KnowledgeBase(config.embedding, store, embedders=embedders, retrieval=config.retrieval, keywords=keywords)
         kb.sync_keywords()
         yield kb

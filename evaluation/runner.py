@@ -26,7 +26,7 @@ from ingest.manifest import Manifest
 from ingest.pipeline import IngestReport, Ingestor
 from rag.config import EmbeddingConfig, RetrievalConfig, StoreConfig
 from rag.embedders import Embedder
-from rag.keywords import KeywordIndex
+from rag.keywords import LocalKeywordIndex
 from rag.knowledge import KnowledgeBase
 from rag.records import Passage
 from rag.retrieval import Retriever
@@ -93,7 +93,7 @@ def eval_knowledge_base(
     """A knowledge base holding the data set's corpus, in a temporary folder removed afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix="ragbot-eval-", dir=workdir))
     store = VectorStore.open(StoreConfig(path=str(tmp / "chroma"), collection_prefix="eval"), tmp)
-    keywords = KeywordIndex(None, retrieval.keyword)
+    keywords = LocalKeywordIndex(None, retrieval.keyword)
     manifest = Manifest(tmp / "manifest.sqlite")
     try:
         kb = KnowledgeBase(embedding, store, embedders=embedders, retrieval=retrieval, keywords=keywords)
@@ -125,11 +125,11 @@ def document_ranking(passages: Sequence[Passage], depth: int = DEPTH) -> list[st
 def precompute_queries(kb: KnowledgeBase, questions: Sequence[str]) -> None:
     """Embed all questions per non-empty space in batches (as a batch job would), for the retriever to reuse."""
     for space in kb.embedding.spaces:
-        if kb.store.count(space) == 0:
+        if kb.count(space) == 0:
             continue
         embedder = kb.embedder(space)
         vectors = embedder.embed_queries(list(questions))
-        kb._embedders[space] = _QueryTable(embedder, dict(zip(questions, vectors)))
+        kb.use_embedder(space, _QueryTable(embedder, dict(zip(questions, vectors))))
 
 
 def rank_queries(

@@ -266,11 +266,11 @@ class Ingestor:
 
         spaces = list(self.kb.embedding.spaces)
         if rebuild:
-            for space in set(spaces) | set(self.kb.store.spaces()):
+            for space in set(spaces) | set(self.kb.stored_spaces()):
                 self.kb.drop(space)
             self.manifest.clear()
         for space in spaces:
-            self.kb.store.check_model(space, self.kb.model_id(space))
+            self.kb.check_model(space)
         self._reconcile(report, start=True)
 
         known = self.manifest.sources()
@@ -440,7 +440,7 @@ class Ingestor:
         candidates: set[str] = {c.id for c in chunks}
         for source in set(sources):
             candidates |= self.manifest.chunk_ids(source).get(space, set())
-        reusable = {_text_hash(text): vec for text, vec in self.kb.store.vectors(space, sorted(candidates)).values()}
+        reusable = {_text_hash(text): vec for text, vec in self.kb.stored_vectors(space, sorted(candidates)).values()}
 
         vectors: list[np.ndarray | None] = [reusable.get(_text_hash(c.indexed_text)) for c in chunks]
         todo = [i for i, v in enumerate(vectors) if v is None]
@@ -471,11 +471,11 @@ class Ingestor:
         manifest does not (left by an interrupted run) are deleted.
         """
         recorded = self.manifest.counts_by_space()
-        spaces = set(recorded) | (set(self.kb.store.spaces()) & set(self.kb.embedding.spaces))
-        mismatched = [space for space in spaces if self.kb.store.count(space) != recorded.get(space, 0)]
+        spaces = set(recorded) | (set(self.kb.stored_spaces()) & set(self.kb.embedding.spaces))
+        mismatched = [space for space in spaces if self.kb.count(space) != recorded.get(space, 0)]
         expected_ids = self.manifest.ids_by_space() if mismatched else {}
         for space in mismatched:
-            stored = self.kb.store.ids(space)
+            stored = self.kb.ids(space)
             expected = expected_ids.get(space, set())
             missing = expected - stored
             if missing and start:

@@ -1,14 +1,23 @@
-"""The knowledge base: embedding spaces over one store, searched together."""
+"""The knowledge base: embedding spaces over one store, searched together.
+
+It is the only door to what is stored: ingest, import/export, evaluation, the bots and the CLI
+read and write through it, never through the store or the keyword index behind it, so every
+write reaches both and every process serving a Chroma server sees the same chunks in both
+channels (the keyword index follows the store, see rag.keywords).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
 
 from rag.config import EmbeddingConfig, RetrievalConfig
 from rag.embedders import Embedder, build_embedder
-from rag.keywords import KeywordIndex
+from rag.keywords import KeywordIndex, LocalKeywordIndex
 from rag.records import Passage
+from rag.retrieval import Retriever
 from rag.store import StoredPage, VectorStore
 
 logger = logging.getLogger(__name__)
@@ -18,7 +27,8 @@ class KnowledgeBase:
     """Embedders for the configured spaces, the store that holds their vectors, and the keyword index.
 
     Without a keyword index given, an in-memory one is built from the store's texts on first
-    use (tests, throw-away stores); the runtime passes the persistent one from the data dir.
+    use (tests, throw-away stores); the runtime passes the persistent one from the data dir
+    (embedded store) or the one shared through the Chroma server (server mode).
     """
 
     def __init__(
@@ -34,13 +44,19 @@ class KnowledgeBase:
         self.retrieval = retrieval or RetrievalConfig()
         self._embedders: dict[str, Embedder] = dict(embedders or {})
         self._keywords = keywords
-        self._retriever = None
+        self._retriever: Retriever | None = None
 
     def embedder(self, space: str) -> Embedder:
         """The embedder of a space, built (not yet loaded) on first use."""
         if space not in self._embedders:
             self._embedders[space] = build_embedder(self.embedding.spaces[space])
         return self._embedders[space]
+
+    def use_embedder(self, space: str, embedder: Embedder) -> None:
+        """Embed a space's questions with this embedder from now on (same model: e.g. a table of precomputed queries)."""
+        if embedder.model_id != self.model_id(space):
+            raise ValueError(f"{embedder.model_id} is not the model of space {space} ({self.model_id(space)})")
+        self._embedders[space] = embedder
 
     def model_id(self, space: str) -> str:
         """The configured model id of a space, without building its embedder."""
@@ -50,31 +66,36 @@ class KnowledgeBase:
 
     @property
     def keywords(self) -> KeywordIndex:
-        """The keyword index, in step with the store (see sync_keywords)."""
+        """The keyword index, in step with the store (see sync_keywords), having taken in other processes' writes."""
         if self._keywords is None:
-            self._keywords = KeywordIndex(None, self.retrieval.keyword)
+            self._keywords = LocalKeywordIndex(None, self.retrieval.keyword)
             self.sync_keywords()
+        self._keywords.refresh()  # rate-limited; a no-op for a local index
         return self._keywords
 
     def sync_keywords(self, force: bool = False) -> int:
-        """Re-index a space's stored texts when the keyword index disagrees with the store.
+        """Index the stored chunks the keyword index lacks, and forget those the store lost.
 
-        A cheap count check per space; a full re-index only when counts differ (an older data
-        dir, another process writing to a Chroma server, a crash between the two writes) or the
-        tokenizer settings changed. Returns the number of chunks re-indexed.
+        A cheap count check per space; ids are compared only when counts differ (an older data
+        dir, a crash between the two writes, a server-mode data dir from before the shared
+        index), and only the missing chunks are analysed. When the tokenizer settings changed,
+        everything is re-indexed. Returns the number of chunks (re-)indexed.
         """
         index = self.keywords
+        index.refresh(force=True)
         if force or not index.is_current():
             index.clear()
+            index.refresh(force=True)
         redone = 0
         spaces = set(self.embedding.spaces) | set(self.store.spaces())
         for space in sorted(spaces):
             stored = self.store.count(space)
             if stored == index.count(space):
                 continue
-            logger.info("keyword index of space %s out of step (%d vs %d chunks): re-indexing", space, index.count(space), stored)
-            index.drop(space)
-            for ids, texts in self.store.texts(space):
+            logger.info("keyword index of space %s out of step (%d vs %d chunks): catching up", space, index.count(space), stored)
+            held, present = index.ids(space), self.store.ids(space)
+            index.delete(space, held - present)
+            for ids, texts in self.store.texts(space, sorted(present - held)):
                 index.add(space, ids, texts)
                 redone += len(ids)
         return redone
@@ -126,6 +147,31 @@ class KnowledgeBase:
         """Every stored chunk of a space (ids, texts, metadata, vectors), `size` at a time (one page held at once)."""
         return self.store.pages(space, size=size, vectors=vectors)
 
+    def ids(self, space: str) -> set[str]:
+        """Every chunk id stored in a space."""
+        return self.store.ids(space)
+
+    @property
+    def location(self) -> str:
+        """Where the vectors live: the embedded folder or the server's URL."""
+        return self.store.location
+
+    def nearest(self, space: str, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """The k nearest chunk ids of a space with their cosine, best first (no texts fetched)."""
+        return self.store.nearest(space, vector, k, where=where)
+
+    def passages(self, space: str, ids: Sequence[str], where: dict | None = None, vectors: bool = True):
+        """Stored chunks by id (those matching where) as passages, with their vectors unless vectors=False."""
+        return self.store.passages(space, ids, where=where, vectors=vectors)
+
+    def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """Indexed text and vector of the given ids that a space holds (to re-use instead of embedding again)."""
+        return self.store.vectors(space, ids)
+
+    def texts(self, space: str, ids: Iterable[str] | None = None):
+        """Stored (ids, indexed texts) of a space, page by page: every chunk, or those of the given ids."""
+        return self.store.texts(space, None if ids is None else list(ids))
+
     def existing_ids(self, space: str, ids: Sequence[str]) -> set[str]:
         """Which of the given chunk ids a space already holds."""
         return self.store.existing(space, ids)
@@ -135,11 +181,9 @@ class KnowledgeBase:
         self.store.check_model(space, self.model_id(space))
 
     @property
-    def retriever(self):
-        """The hybrid retriever over this knowledge base (rag.retrieval.Retriever)."""
+    def retriever(self) -> Retriever:
+        """The hybrid retriever over this knowledge base."""
         if self._retriever is None:
-            from rag.retrieval import Retriever
-
             self._retriever = Retriever(self, self.retrieval)
         return self._retriever
 

@@ -26,20 +26,40 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from rag.config import RetrievalConfig
+from rag.config import EmbeddingConfig, RetrievalConfig
+from rag.embedders import Embedder
 from rag.errors import ConfigError
+from rag.keywords import KeywordIndex
 from rag.lang import detect_lang
 from rag.records import Passage
 from rag.relevance import Judge
 
-if TYPE_CHECKING:  # pragma: no cover
-    from rag.knowledge import KnowledgeBase
-
 logger = logging.getLogger(__name__)
+
+
+class Corpus(Protocol):
+    """What the retriever reads: the knowledge base (rag.knowledge.KnowledgeBase) as this module sees it.
+
+    Named here, so that retrieval does not import the knowledge base that builds it.
+    """
+
+    embedding: EmbeddingConfig
+
+    @property
+    def keywords(self) -> KeywordIndex: ...
+    def count(self, space: str) -> int: ...
+    def check_model(self, space: str) -> None: ...
+    def model_id(self, space: str) -> str: ...
+    def embedder(self, space: str) -> Embedder: ...
+    def nearest(self, space: str, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]: ...
+    def passages(
+        self, space: str, ids: Sequence[str], where: dict | None = None, vectors: bool = True
+    ) -> dict[str, tuple[Passage, np.ndarray | None]]: ...
+    def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]: ...
 
 
 class Reranker(Protocol):
@@ -139,7 +159,7 @@ def _by_space(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
 class Retriever:
     """Hybrid search over a knowledge base; `retrieve` is what search, the answer step and the bots call."""
 
-    def __init__(self, kb: KnowledgeBase, config: RetrievalConfig | None = None, reranker: Reranker | None = None):
+    def __init__(self, kb: Corpus, config: RetrievalConfig | None = None, reranker: Reranker | None = None):
         self.kb = kb
         self.config = config or RetrievalConfig()
         if self.config.rerank and reranker is None:
@@ -163,14 +183,14 @@ class Retriever:
         lang = lang or detect_lang(question)
         found = Candidates(channels=[], lang=lang)
         for space in self.kb.embedding.spaces:
-            if self.kb.store.count(space) == 0:
+            if self.kb.count(space) == 0:
                 continue
             if space not in self._checked:  # the collection's model cannot change under a running knowledge base
-                self.kb.store.check_model(space, self.kb.model_id(space))
+                self.kb.check_model(space)
                 self._checked.add(space)
             vector = self.kb.embedder(space).embed_query(question)
             found.vectors[space] = vector
-            hits = self.kb.store.nearest(space, vector, cfg.dense_k, where=where)  # texts are fetched only for the few kept
+            hits = self.kb.nearest(space, vector, cfg.dense_k, where=where)  # texts are fetched only for the few kept
             keys = [(space, cid) for cid, _ in hits]
             found.scores.update(zip(keys, (score for _, score in hits)))
             found.channels.append(Channel(f"dense:{space}", self.space_weight(space, lang), keys, [score for _, score in hits]))
@@ -199,7 +219,7 @@ class Retriever:
     def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None) -> None:
         """Fetch the passages of ids not fetched yet from a space (their text and metadata)."""
         missing = [cid for cid in ids if cid not in found.passages]
-        for cid, (passage, emb) in self.kb.store.passages(space, missing, where=where).items():
+        for cid, (passage, emb) in self.kb.passages(space, missing, where=where).items():
             if (space, cid) not in found.scores and space in found.vectors and emb is not None:
                 found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
             found.passages[cid] = passage
@@ -209,7 +229,7 @@ class Retriever:
         todo = [cid for cid in ids if (space, cid) not in found.scores]
         if not todo or space not in found.vectors:
             return
-        for cid, (_, emb) in self.kb.store.vectors(space, todo).items():
+        for cid, (_, emb) in self.kb.stored_vectors(space, todo).items():
             found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
 
     def fused(self, found: Candidates) -> list[tuple[str, float]]:

@@ -216,6 +216,14 @@ class VectorStore:
         names = [c if isinstance(c, str) else c.name for c in self._client.list_collections()]
         return sorted(n[len(prefix) :] for n in names if n.startswith(prefix))
 
+    @_server_errors
+    def side_collection(self, name: str):
+        """A collection beside the spaces' (`<prefix>-<name>`, never taken for a space), created when absent.
+
+        Records in it carry a one-number placeholder vector: Chroma wants one per record.
+        """
+        return self._client.get_or_create_collection(f"{self._config.collection_prefix}-{name}", embedding_function=None)
+
     # -- writes --------------------------------------------------------------------------
     @property
     def max_batch_size(self) -> int:
@@ -345,10 +353,18 @@ class VectorStore:
                 return
             offset += size
 
-    def texts(self, space: str) -> Iterable[tuple[list[str], list[str]]]:
-        """Every stored (ids, indexed texts) of a space, page by page (to rebuild side indexes)."""
+    def texts(self, space: str, ids: Sequence[str] | None = None) -> Iterable[tuple[list[str], list[str]]]:
+        """Every stored (ids, indexed texts) of a space, or those of the given ids, page by page (to rebuild side indexes)."""
         collection = self._get(space)
         if collection is None:
+            return
+        if ids is not None:
+            ids = list(ids)
+            step = self.max_batch_size
+            for start in range(0, len(ids), step):
+                page = collection.get(ids=ids[start : start + step], include=["documents", "metadatas"])
+                if page["ids"]:
+                    yield list(page["ids"]), [indexed_text(d or "", m) for d, m in zip(page["documents"], page["metadatas"])]
             return
         step, offset = 5_000, 0
         while True:

@@ -12,7 +12,7 @@ from bot.cli import cli
 from bot.runtime import keywords_path, open_ingestor, open_knowledge_base
 from rag.config import EmbeddingConfig, KeywordConfig, RetrievalConfig, StoreConfig
 from rag.errors import ConfigError
-from rag.keywords import Analyzer, KeywordIndex
+from rag.keywords import Analyzer, LocalKeywordIndex
 from rag.knowledge import KnowledgeBase
 from rag.records import Chunk, Locator
 from rag.retrieval import Retriever, fuse, fuse_scores, near_duplicate
@@ -65,7 +65,7 @@ def test_english_tokens_are_stemmed_and_stopwords_dropped():
 
 @pytest.mark.parametrize("mode", ["sudachi", "bigram", "sudachi+bigram"])
 def test_japanese_question_matches_its_passage_in_every_mode(mode):
-    index = KeywordIndex(None, KeywordConfig(japanese=mode))
+    index = LocalKeywordIndex(None, KeywordConfig(japanese=mode))
     index.add("ja", ["a", "b"], ["会議室の予約は社内ポータルから行います。", "経費精算の締め切りは毎月二十五日です。"])
     assert index.search("ja", "経費の締め切りはいつ", 5)[0][0] == "b"
     assert index.search("ja", "会議室を予約したい", 5)[0][0] == "a"
@@ -78,7 +78,7 @@ def test_sudachi_drops_particles_and_keeps_english_words_english():
 
 
 def test_bm25_prefers_rarer_terms_and_returns_only_matching_chunks():
-    index = KeywordIndex(None, KeywordConfig())
+    index = LocalKeywordIndex(None, KeywordConfig())
     index.add("en", ["1", "2", "3"], ["apple banana", "apple cherry", "banana split"])
     hits = index.search("en", "apple cherry", 10)
     assert [cid for cid, _ in hits] == ["2", "1"]
@@ -122,7 +122,7 @@ def _kb(tmp_path, min_score=None, **retrieval):
         store,
         embedders={"en": FakeEmbedder("hashing:fake", table)},
         retrieval=RetrievalConfig(**retrieval),
-        keywords=KeywordIndex(None, KeywordConfig()),
+        keywords=LocalKeywordIndex(None, KeywordConfig()),
     )
     return kb, table
 
@@ -283,7 +283,7 @@ def test_spaces_the_question_is_not_routed_to_weigh_less(tmp_path):
         }
     )
     store = VectorStore.open(StoreConfig(), tmp_path)
-    kb = KnowledgeBase(embedding, store, retrieval=RetrievalConfig(other_space_weight=0.3), keywords=KeywordIndex(None, KeywordConfig()))
+    kb = KnowledgeBase(embedding, store, retrieval=RetrievalConfig(other_space_weight=0.3), keywords=LocalKeywordIndex(None, KeywordConfig()))
     en, ja = _chunk("e", "an english page"), _chunk("j", "日本語のページです")
     kb.write("en", [en], kb.embedder("en").embed_passages([en.text]))
     kb.write("ja", [ja], kb.embedder("ja").embed_passages([ja.text]))
@@ -297,10 +297,10 @@ def test_spaces_the_question_is_not_routed_to_weigh_less(tmp_path):
 # -- one keyword ranking across spaces ---------------------------------------------------------
 def test_keyword_search_is_one_ranking_across_spaces():
     texts = {"e1": "kettle boils water", "e2": "kettle handle", "j1": "kettle kettle boils water quickly", "j2": "tea leaves"}
-    split = KeywordIndex(None, KeywordConfig())
+    split = LocalKeywordIndex(None, KeywordConfig())
     split.add("en", ["e1", "e2"], [texts["e1"], texts["e2"]])
     split.add("ja", ["j1", "j2"], [texts["j1"], texts["j2"]])
-    together = KeywordIndex(None, KeywordConfig())
+    together = LocalKeywordIndex(None, KeywordConfig())
     together.add("all", list(texts), list(texts.values()))
     # the same ranking and scores as if every chunk were in one space (document frequencies over all of them)
     expected = together.search("all", "kettle boils water", 10)
@@ -387,7 +387,7 @@ def _two_spaces(tmp_path, routing, min_en=0.5, min_ja=0.5, **retrieval):
         }
     )
     store = VectorStore.open(StoreConfig(), tmp_path)
-    return KnowledgeBase(embedding, store, retrieval=RetrievalConfig(**retrieval), keywords=KeywordIndex(None, KeywordConfig()))
+    return KnowledgeBase(embedding, store, retrieval=RetrievalConfig(**retrieval), keywords=LocalKeywordIndex(None, KeywordConfig()))
 
 
 def test_routing_lists_and_which_spaces_read_a_language():
