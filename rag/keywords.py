@@ -536,8 +536,9 @@ _NO_VECTOR = [0.0]  # Chroma wants a vector per record (else it embeds the docum
 class SharedKeywordIndex(_Searching):
     """The keyword channel kept in the Chroma server beside the vectors, followed by every process.
 
-    One record per (space, chunk) in the collection `<prefix>-keywords`: the document is the
-    chunk's token string, the metadata names the space and chunk, `gone` (a deletion leaves a
+    One record per (space, chunk) in the collection `<prefix>-keywords`, all in its metadata:
+    the chunk's token string (`tokens`; not a document, which Chroma would full-text index at
+    three times the cost of the write), the space and chunk, `gone` (a deletion leaves a
     tombstone) and `gen`, the generation of the write. A head record holds the latest generation,
     an epoch (a new one when a space is dropped or the index cleared: everyone reloads) and the
     analysis signature. Generations are microseconds of the writer's clock, never below the
@@ -555,7 +556,7 @@ class SharedKeywordIndex(_Searching):
         collection,
         config: KeywordConfig,
         refresh_s: float = 0.5,
-        window_s: float = 30.0,
+        window_s: float = 10.0,
         retention_s: float = 86_400.0,
         batch: int = 1000,
     ):
@@ -593,10 +594,10 @@ class SharedKeywordIndex(_Searching):
     def _records(self, where: dict | None) -> Iterable[tuple[tuple[str, str], bool, str, int]]:
         step, offset = 5000, 0
         while True:
-            got = self._col.get(where=where, include=["documents", "metadatas"], limit=step, offset=offset)
-            for rid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+            got = self._col.get(where=where, include=["metadatas"], limit=step, offset=offset)
+            for rid, meta in zip(got["ids"], got["metadatas"]):
                 if rid != HEAD_ID:
-                    yield (meta["space"], meta["chunk"]), bool(meta["gone"]), "" if doc in (None, "-") else doc, int(meta["gen"])
+                    yield (meta["space"], meta["chunk"]), bool(meta["gone"]), str(meta.get("tokens", "")), int(meta["gen"])
             if len(got["ids"]) < step:
                 return
             offset += step
@@ -725,22 +726,24 @@ class SharedKeywordIndex(_Searching):
             self._col.delete(where={"$and": [{"gone": True}, {"gen": {"$lt": gen - self._retention}}]})
             self._purged = gen
         meta = {"gen": gen, "epoch": epoch, "analyzer": self.analyzer.signature(), "space": "", "chunk": "", "gone": False}
-        self._col.upsert(ids=[HEAD_ID], embeddings=[_NO_VECTOR], documents=["-"], metadatas=[meta])
+        self._col.upsert(ids=[HEAD_ID], embeddings=[_NO_VECTOR], metadatas=[meta])
 
     def _write(self, space: str, ids: Sequence[str], tokens: Sequence[str], gone: bool) -> None:
-        with self._lock:
+        # the requests run outside the lock: this process's questions keep being answered meanwhile
+        last = {cid: tok for cid, tok in zip(ids, tokens)}  # an id twice in one write: the last one wins
+        ids, tokens = list(last), list(last.values())
+        for start in range(0, len(ids), self._batch):  # one generation per request: each is visible before its head
+            part, toks = ids[start : start + self._batch], tokens[start : start + self._batch]
             gen, epoch = self._stamp()
-            for start in range(0, len(ids), self._batch):
-                part = ids[start : start + self._batch]
-                self._col.upsert(
-                    ids=[f"{space}/{cid}" for cid in part],
-                    embeddings=[_NO_VECTOR] * len(part),
-                    documents=[t or "-" for t in tokens[start : start + self._batch]],
-                    metadatas=[{"space": space, "chunk": cid, "gen": gen, "gone": gone} for cid in part],
-                )
+            self._col.upsert(
+                ids=[f"{space}/{cid}" for cid in part],
+                embeddings=[_NO_VECTOR] * len(part),
+                metadatas=[{"space": space, "chunk": cid, "gen": gen, "gone": gone, "tokens": tok} for cid, tok in zip(part, toks)],
+            )
             self._bump(gen, epoch)
-            if self._loaded and epoch == self._epoch:  # this process sees its own writes at once
-                self._apply([((space, cid), gone, "" if gone else tok, gen) for cid, tok in zip(ids, tokens)])
+            with self._lock:
+                if self._loaded and epoch == self._epoch:  # this process sees its own writes at once
+                    self._apply([((space, cid), gone, "" if gone else tok, gen) for cid, tok in zip(part, toks)])
 
     def add(self, space: str, ids: Sequence[str], texts: Sequence[str]) -> None:
         """Index chunks (an existing id is replaced); every process takes them in at its next refresh."""
