@@ -205,3 +205,37 @@ def test_single_process_default_needs_no_server(app_config, tmp_path):
         ingestor.run([docs])
         assert isinstance(kb.keywords, LocalKeywordIndex) and len(kb.keywords.search_all("zorblaxian", 5)) == 1
     assert keywords_path(app_config).exists()
+
+
+# -- the shape: the knowledge base is the only door; retrieval does not import it back ---------
+def _kb_reach_ins(path) -> list[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("store", "_embedders", "_keywords"):
+            owner = node.value
+            name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+            if name == "kb":
+                found.append(f"{path.name}:{node.lineno} kb.{node.attr}")
+    return found
+
+
+def test_only_the_knowledge_base_touches_the_store_and_the_embedders():
+    from tests.conftest import REPO
+
+    paths = [*REPO.glob("ingest/*.py"), *REPO.glob("evaluation/*.py"), *REPO.glob("bot/*.py"), *REPO.glob("rag/*.py")]
+    reach_ins = [hit for path in paths if path.name != "knowledge.py" for hit in _kb_reach_ins(path)]
+    assert reach_ins == []
+
+
+def test_retrieval_does_not_import_the_knowledge_base():
+    import ast
+
+    from tests.conftest import REPO
+
+    tree = ast.parse((REPO / "rag" / "retrieval.py").read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "rag.knowledge" not in imported and "rag.floor" not in imported
