@@ -2,11 +2,35 @@
 
 Why our own index rather than bm25s: bm25s cannot add or remove documents, so every ingest
 (and every deleted file) would mean re-tokenizing the whole corpus. Here each chunk's tokens
-are stored once, in SQLite in the data directory, when the knowledge base writes the chunk;
-deleting a chunk deletes its row. The BM25 weight matrix (one over every space: questions
-are ranked across spaces at once) is derived from those rows in memory (sparse, term-major,
-like bm25s's eager scoring) at the first search after a change, and a restart loads the rows
-again without re-reading any source file.
+are stored once, when the knowledge base writes the chunk; deleting a chunk deletes them. The
+BM25 matrix (one over every space: questions are ranked across spaces at once) is derived
+from the stored tokens in memory (sparse, term-major, like bm25s's eager scoring) and then
+kept in step with each change in place (`_Matrix.update`: changed rows masked, new ones in a
+small delta, exact document frequencies), so a write never costs a question a rebuild.
+
+Two implementations of one interface (`KeywordIndex`):
+
+- `LocalKeywordIndex`: the tokens in SQLite in the data directory. The embedded store is owned
+  by one process, so that process is the only writer; a restart loads the rows again without
+  re-reading any source file.
+- `SharedKeywordIndex` (server mode): the tokens in the Chroma server itself, in a collection
+  beside the spaces, one record per (space, chunk) with the token string in its metadata and
+  the generation of its write; a deletion leaves a tombstone; a head record holds the newest
+  generation. Each process checks the head at most every 0.5 s while answering (one small
+  request) and, when it moved, reads only the records of the newer generations; a process
+  with an empty data dir reads them all once.
+
+Why the tokens live in Chroma: it is the one engine every process already reaches (a worker
+needs nothing else: no state store, no shared file system), the vectors and the tokens are
+kept and backed up together, and nothing in the data dir can go stale. Chroma 1.5 cannot
+score them for us: its sparse-vector index and Search API are refused outside Chroma Cloud,
+and `$contains` filters match without scores; so Chroma keeps the tokens and each process
+scores BM25 in memory as before. Why not analyse the stored texts again in each process
+instead: Sudachi is slow, and a new worker would pay it for the whole corpus (see
+docs/BENCHMARKS.md, "Keyword channel across processes", for the write, load and analysis
+costs and the question latency with the shared channel). Why a separate collection rather
+than the chunks' own metadata: deletions need tombstones somewhere anyway, exports and
+citations would carry the tokens, and one collection is read in one pass.
 
 Tokens: Latin-script words are lower-cased, English stop words dropped and Snowball-stemmed
 (PyStemmer). Japanese runs go through Sudachi (dictionary from the sudachidict-core package;
