@@ -631,8 +631,8 @@ class SharedKeywordIndex(_Searching):
 
         A server that cannot be reached leaves the loaded index serving (logged), unless forced.
         """
-        if not force and time.monotonic() - self._checked < self.refresh_s:
-            return
+        if not force and (not self._loaded or time.monotonic() - self._checked < self.refresh_s):
+            return  # nothing loaded yet: the first search loads everything
         with self._lock:
             if not force and time.monotonic() - self._checked < self.refresh_s:
                 return
@@ -725,17 +725,26 @@ class SharedKeywordIndex(_Searching):
         head = self._head()
         return head is None or head.get("analyzer") == self.analyzer.signature()
 
+    def _stored_ids(self, where: dict) -> set[tuple[str, str]]:
+        step, offset, found = 10_000, 0, set()
+        while True:
+            got = self._col.get(where=where, include=[], limit=step, offset=offset)
+            found.update(tuple(rid.split("/", 1)) for rid in got["ids"] if rid != HEAD_ID)  # ids are space/chunk
+            if len(got["ids"]) < step:
+                return found
+            offset += step
+
     def total(self) -> int:
-        """Chunks indexed across all spaces (as of the last refresh)."""
-        return len(self._rows)
+        """Chunks indexed across all spaces."""
+        return len(self._stored_ids({"gone": False}))
 
     def count(self, space: str) -> int:
-        """Chunks indexed in a space (as of the last refresh)."""
-        return sum(1 for s, _ in self._rows if s == space)
+        """Chunks indexed in a space."""
+        return len(self.ids(space))
 
     def ids(self, space: str) -> set[str]:
-        """Ids indexed in a space (as of the last refresh)."""
-        return {cid for s, cid in self._rows if s == space}
+        """Ids indexed in a space (asked of the server: an ingest does not load the tokens)."""
+        return {cid for _, cid in self._stored_ids({"$and": [{"space": space}, {"gone": False}]})}
 
     # -- writes ----------------------------------------------------------------------------
     def _stamp(self) -> tuple[int, str]:

@@ -82,10 +82,8 @@ class KnowledgeBase:
         everything is re-indexed. Returns the number of chunks (re-)indexed.
         """
         index = self.keywords
-        index.refresh(force=True)
         if force or not index.is_current():
             index.clear()
-            index.refresh(force=True)
         redone = 0
         spaces = set(self.embedding.spaces) | set(self.store.spaces())
         for space in sorted(spaces):
