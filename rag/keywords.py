@@ -196,6 +196,7 @@ class _Matrix:
         self.alive = np.ones(n, dtype=bool)
         self._rows_of = rows_of
         self.delta: dict[str, tuple[tuple[str, str], set[str], Counter, int]] = {}  # id -> (key, spaces, tf, length)
+        self._delta_matrix = None
 
     def _tf_part(self, tf, length):
         norm = self.k1 * (1.0 - self.b + self.b * length / max(self.avgdl, 1e-9))
@@ -225,6 +226,7 @@ class _Matrix:
 
     def update(self, upserts: dict[str, tuple[set[str], Sequence[str]]], removed: Iterable[str] = ()) -> None:
         """Apply changes: upserts give each new or changed chunk's spaces and tokens; removed chunks go."""
+        self._delta_matrix = None
         for cid in removed:
             self._remove(cid)
         for cid, (spaces, tokens) in upserts.items():
@@ -245,6 +247,7 @@ class _Matrix:
         if cid in self.delta:
             key, _, counts, length = self.delta[cid]
             self.delta[cid] = ((min(spaces), cid), set(spaces), counts, length)
+            self._delta_matrix = None
         elif cid in self._rows_of:
             row = self._rows_of[cid]
             self.row_spaces[row] = set(spaces)
@@ -256,6 +259,24 @@ class _Matrix:
             return self.delta[cid][1]
         row = self._rows_of.get(cid)
         return self.row_spaces[row] if row is not None and self.alive[row] else set()
+
+    def _delta(self):
+        """The delta as a sparse matrix (made again at the first search after a change), its keys and spaces."""
+        if self._delta_matrix is None:
+            from scipy import sparse
+
+            rows, cols, tfs, lengths = [], [], [], []
+            entries = list(self.delta.values())
+            for i, (_, _, counts, length) in enumerate(entries):
+                for term, tf in counts.items():
+                    rows.append(i)
+                    cols.append(self.vocab[term])
+                    tfs.append(tf)
+                    lengths.append(length)
+            weights = self._tf_part(np.asarray(tfs, dtype=np.float32), np.asarray(lengths, dtype=np.float32))
+            matrix = sparse.csc_matrix((weights, (rows, cols)), shape=(len(entries), max(len(self.vocab), 1)))
+            self._delta_matrix = (matrix, [e[0] for e in entries], [e[1] for e in entries])
+        return self._delta_matrix
 
     def stale(self) -> bool:
         """Whether enough changed since the build that rebuilding would pay off (delta over a tenth of the base)."""
@@ -278,19 +299,11 @@ class _Matrix:
         keys: list[tuple[str, str]] = self.keys
         spaces_of: list[set[str]] = self.row_spaces
         if self.delta:
-            weight = dict(zip(cols, idf))
-            terms = [(t, weight[self.vocab[t]]) for t in set(tokens) if t in self.vocab]
-            extra = np.zeros(len(self.delta))
-            for i, (_, _, counts, length) in enumerate(self.delta.values()):
-                s = 0.0
-                for term, w in terms:
-                    tf = counts.get(term)
-                    if tf:
-                        s += w * self._tf_part(tf, length)
-                extra[i] = s
+            delta, delta_keys, delta_spaces = self._delta()
+            extra = np.asarray(delta[:, cols] @ idf).ravel()
             scores = np.concatenate([scores, extra])
-            keys = keys + [entry[0] for entry in self.delta.values()]
-            spaces_of = spaces_of + [entry[1] for entry in self.delta.values()]
+            keys = keys + delta_keys
+            spaces_of = spaces_of + delta_spaces
         hit = np.flatnonzero(scores > 0)
         if space is not None:
             hit = np.asarray([i for i in hit if space in spaces_of[i]], dtype=np.int64)
