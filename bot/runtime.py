@@ -78,7 +78,7 @@ def open_keyword_index(config: AppConfig, store: VectorStore) -> KeywordIndex:
     needs nothing in its data dir.
     """
     if config.store.mode == "server":
-        return SharedKeywordIndex(store.side_collection("keywords"), config.retrieval.keyword)
+        return SharedKeywordIndex(store.side_collection("keywords"), config.retrieval.keyword, location=store.location)
     return LocalKeywordIndex(keywords_path(config), config.retrieval.keyword)
 
 

@@ -240,3 +240,20 @@ def test_retrieval_does_not_import_the_knowledge_base():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert "rag.knowledge" not in imported and "rag.floor" not in imported
+
+
+def test_a_lost_server_while_writing_keywords_is_one_line_naming_it():
+    import httpx
+
+    from rag.errors import StoreUnavailableError
+
+    class Gone:
+        def get(self, **kwargs):
+            raise httpx.ConnectError("connection refused")
+
+        upsert = delete = get
+
+    index = SharedKeywordIndex(Gone(), KeywordConfig(), location="http://127.0.0.1:9")
+    with pytest.raises(StoreUnavailableError) as lost:
+        index.add("en", ["a"], ["zorblax"])
+    assert "\n" not in str(lost.value) and "http://127.0.0.1:9" in str(lost.value) and "chroma run" in str(lost.value)
