@@ -295,8 +295,9 @@ class MemoryState:
                 return 0
             self._imported.add(name)
         votes = load()
-        for vote in votes:
-            self.add_feedback(vote)
+        with self._lock:
+            for i, vote in enumerate(votes):
+                self._votes[f"import:{name}:{i}"] = vote
         return len(votes)
 
     def close(self) -> None:
@@ -456,7 +457,7 @@ class SQLiteState:
             for i, vote in enumerate(votes):
                 db.execute(
                     "INSERT OR IGNORE INTO feedback (key, at, vote) VALUES (?, ?, ?)",
-                    (_vote_key(vote, f"{name}:{i}"), vote.at, _vote_json(vote)),
+                    (f"import:{name}:{i}", vote.at, _vote_json(vote)),
                 )
             db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"imported:{name}", str(self.clock())))
             return len(votes)
@@ -627,7 +628,7 @@ class RedisState:
         if votes:
             pipe = self.r.pipeline(transaction=True)  # HSETNX: a vote already there is kept
             for i, vote in enumerate(votes):
-                pipe.hsetnx(self._k("feedback"), _vote_key(vote, f"{name}:{i}"), _vote_json(vote))
+                pipe.hsetnx(self._k("feedback"), f"import:{name}:{i}", _vote_json(vote))
             pipe.execute()
         return len(votes) if self.r.set(flag, str(self.clock()), nx=True) else 0
 
