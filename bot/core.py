@@ -460,26 +460,25 @@ class BotCore:
             )
         shown = ", ".join(paths)
         done = threading.Event()
-        publish_lock = threading.Lock()
+        progress_now = {"text": "", "sent": ""}
 
-        def publish(progress: str | None = None) -> None:
-            with publish_lock:
-                if progress is not None:
-                    info["progress"] = progress
-                    now = time.monotonic()
-                    if now - info.get("_sent", 0.0) < 1.0:  # at most one write a second from a fast bar
-                        return
-                    info["_sent"] = now
-                shown_info = {k: v for k, v in info.items() if not k.startswith("_")}
+        def publish(progress: str) -> None:  # from the ingest's progress bars: cheap, written by the heartbeat
+            progress_now["text"] = progress
+
+        def heartbeat() -> None:
+            """Keeps the lock alive while the ingest runs and publishes its progress (at most twice a second)."""
+            last_write = time.monotonic()
+            while not done.wait(0.5):
+                text = progress_now["text"]
+                if text == progress_now["sent"] and time.monotonic() - last_write < INGEST_LOCK_TTL_S / 4:
+                    continue
+                info["progress"] = progress_now["sent"] = text
+                last_write = time.monotonic()
                 try:
-                    if not self.state.refresh_lock(INGEST_LOCK, token, shown_info, INGEST_LOCK_TTL_S):
+                    if not self.state.refresh_lock(INGEST_LOCK, token, info, INGEST_LOCK_TTL_S):
                         logger.warning("the ingest lock expired while the ingest ran")
                 except Exception:
                     logger.exception("publishing the ingest progress failed")
-
-        def heartbeat() -> None:  # keeps the lock alive while a long step reports no progress
-            while not done.wait(INGEST_LOCK_TTL_S / 4):
-                publish()
 
         def work() -> None:
             threading.Thread(target=heartbeat, name="ragbot-ingest-heartbeat", daemon=True).start()

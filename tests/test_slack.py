@@ -55,10 +55,10 @@ class FakeAnswerer:
 
 
 class Harness:
-    def __init__(self, tmp_path, answerer=None, bot=None, slack=None, run_ingest=None):
+    def __init__(self, tmp_path, answerer=None, bot=None, slack=None, run_ingest=None, state=None):
         self.api = FakeSlackAPI()
         self.answerer = answerer or FakeAnswerer()
-        self.feedback = MemoryState()
+        self.feedback = state if state is not None else MemoryState()
         slack = slack or SlackConfig(admins=["UADMIN"], channels={"CHR": ["hr"]}, stream_interval_s=0)
         self.core = BotCore(
             self.answerer, bot or BotConfig(), self.feedback, channel_sets=slack.channels, admins=slack.admins,
