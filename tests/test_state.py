@@ -293,3 +293,97 @@ def test_redis_password_comes_from_the_environment_and_never_shows(tmp_path, mon
         assert password not in caplog.text
     finally:
         stop_process(proc, log)
+
+
+def test_deploy_folder_runs_the_readmes_commands_with_valid_configs():
+    """The systemd units start exactly what the README's Deployment section tells people to run."""
+    import re
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    units = sorted((REPO / "deploy").glob("*.service"))
+    assert len(units) >= 3
+    for unit in units:
+        [command] = re.findall(r"^ExecStart=(.*)$", unit.read_text(encoding="utf-8"), re.M)
+        command = re.sub(r"^/srv/ragbot/\.venv/bin/", "", command)
+        assert command in readme, f"{unit.name} runs `{command}`, which the README does not show"
+    for path in sorted((REPO / "deploy").glob("*config*.yaml")):
+        AppConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    assert "UNTESTED" in (REPO / "deploy" / "compose.yaml").read_text(encoding="utf-8")
+
+
+def _posted(api, count: int, timeout: float = 90) -> list[dict]:
+    """Final answers posted to the loopback Web API (waiting up to timeout for count of them)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [p for m, p in list(api.calls) if m in ("chat.update", "chat.postMessage") and p.get("blocks")]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+@pytest.mark.integration
+def test_workers_share_one_port_and_a_dead_worker_is_replaced(tmp_path, chroma_server):
+    """`ragbot serve slack --mode http --workers 2` on a chroma server: answers, survives a killed worker, stops on SIGTERM."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, SAMPLES, fast_config
+    from tests.slack_fakes import SECRET, FakeSlackAPI, post, signed_headers
+
+    data = {"store": {"mode": "server", "host": "127.0.0.1", "port": chroma_server}, "slack": {"stream_interval_s": 0},
+            "llm": {"provider": "extractive"}}
+    config = fast_config(tmp_path / "data", **data)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(json.dumps(config.model_dump(mode="json")), encoding="utf-8")
+    api = FakeSlackAPI()
+    env = dict(os.environ, SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=api.base_url,
+               PYTHONPATH=str(REPO), RAGBOT_CONFIG=str(cfg))
+    subprocess.run([sys.executable, "-m", "bot", "ingest", str(SAMPLES / "docs" / "en")], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    log = open(tmp_path / "serve.log", "w+b")
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "slack", "--mode", "http", "--port", "0", "--workers", "2"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            text = (tmp_path / "serve.log").read_text(errors="replace")
+            if len(re.findall(r"ragbot on Slack \(HTTP, worker (\d+)", text)) >= 2 or time.monotonic() > deadline or proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        pids = [int(p) for p in re.findall(r"ragbot on Slack \(HTTP, worker (\d+)", text)]
+        assert len(pids) == 2, text[-3000:]
+        url = re.search(r"workers on (http://\S+/slack/events)", text).group(1)
+
+        def ask(i: int) -> None:
+            event = {"type": "app_mention", "user": f"U{i}", "text": "<@UBOT> Who can run /ragbot-ingest?", "ts": f"{50 + i}.1", "channel": "C1"}
+            from tests.slack_fakes import event_body
+
+            body = event_body(event, f"EvW{i}")
+            assert post(url, body, signed_headers(body))[0] == 200
+
+        for i in range(4):
+            ask(i)
+        assert len(_posted(api, 4)) == 4
+        os.kill(pids[0], signal.SIGKILL)  # the other worker keeps serving at once; the supervisor starts a new one
+        for i in range(4, 6):
+            ask(i)
+        assert len(_posted(api, 6)) == 6
+        deadline = time.monotonic() + 120
+        while len(re.findall(r"ragbot on Slack \(HTTP, worker", (tmp_path / "serve.log").read_text(errors="replace"))) < 3:
+            assert time.monotonic() < deadline, "the killed worker was not replaced"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+        api.close()
