@@ -28,7 +28,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -262,7 +261,7 @@ def main() -> None:
             # 4. keyword refresh across processes
             b.stop()
             b.start(keyword_only)
-            (docs / "en" / "glossary-new.md").write_text(
+            (docs / "glossary-new.md").write_text(
                 f"# New term\n\nThe {MADE_UP} setting controls how often the bot rotates its archive.\n", encoding="utf-8")
             body = command_body("/ragbot-ingest", "", user="UADMIN", channel="C1", response_url=response_url)
             t_ingest = time.perf_counter()

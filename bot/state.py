@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import socket
 import sqlite3
 import threading
@@ -413,6 +412,7 @@ class SQLiteState:
     def add_turn(self, key: str, turn: Turn, keep: int) -> None:
         db = self._db()
         now = self.clock()
+        self._purge(db, now)
         with self._write(db):
             row = db.execute("SELECT turns FROM threads WHERE key = ?", (key,)).fetchone()
             turns = (_turns_from(row[0]) if row else []) + [turn]
@@ -421,12 +421,12 @@ class SQLiteState:
                 "ON CONFLICT (key) DO UPDATE SET turns = excluded.turns, updated = excluded.updated",
                 (key, _turns_json(turns[-max(keep, 1):]), now),
             )
-        self._last_purge = min(self._last_purge, now - self.PURGE_EVERY_S + 5)  # trim to capacity soon
 
     def knows_thread(self, key: str) -> bool:
         return self.thread_turns(key) is not None
 
     def put_answer(self, answer_id: str, record: dict, ttl_s: float) -> None:
+        self._purge(self._db(), self.clock())
         self._db().execute(
             "INSERT OR REPLACE INTO answers (id, record, expires) VALUES (?, ?, ?)",
             (answer_id, json.dumps(record, ensure_ascii=False), self.clock() + ttl_s),
@@ -653,9 +653,6 @@ class RedisState:
 
 
 # -- opening the configured store --------------------------------------------------------------
-
-_PASSWORD_IN_URL = re.compile(r"^[a-z+]+://[^/@]*:[^/@]*@", re.IGNORECASE)
-
 
 def state_path(config: StateConfig, data_dir: Path) -> Path:
     """The SQLite state file: state.path, else <data_dir>/state.sqlite."""

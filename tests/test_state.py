@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.config import AppConfig, BotConfig, SlackConfig
+from bot.config import AppConfig, BotConfig
 from bot.core import BotCore
 from bot.feedback import Feedback
 from bot.slack_format import FEEDBACK_HELPFUL
