@@ -58,7 +58,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -159,6 +159,73 @@ def redis_cli(port: int, *args: str) -> str:
     return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, check=True).stdout
 
 
+def phase_restart(api, a, b, rport, config, env, results) -> None:
+    """Kill A mid-thread and start it again; a feedback click on B (and again on A) for an answer A wrote."""
+    thread = "777.1"
+    mention(a.url, 0, "thr", thread=thread, text="Who can run /ragbot-ingest?")
+    wait_finals(api, "777.", 1)
+    a.stop(signal.SIGKILL)
+    results["restart_s"] = a.start()
+    follow = {"type": "message", "channel_type": "channel", "user": "Uthr0", "text": "and how long does it take?",
+              "ts": "777.5", "thread_ts": thread, "channel": "C1"}
+    body = event_body(follow, "EvThrFollow")
+    post(a.url, body, signed_headers(body))
+    answered = wait_finals(api, "777.", 2)
+    turns = [json.loads(t) for t in redis_cli(rport, "LRANGE", f"ragbot:thread:slack:C1:{thread}", "0", "-1").splitlines()]
+    results["restart"] = {
+        "follow_up_answered": len(answered) >= 2, "turns": len(turns),
+        "second_standalone": turns[1][1] if len(turns) > 1 else None,
+        "carried": len(turns) > 1 and turns[1][1] != turns[1][0],
+    }
+    print("restart:", results["restart"], flush=True)
+
+    # feedback on B for an answer A wrote (and the same click again on A)
+    response_url = f"http://127.0.0.1:{api.port}/response/fb"
+    body = command_body("/ask", "Who can run /ragbot-ingest?", user="Ufb", response_url=response_url)
+    post(a.url, body, signed_headers(body, content_type="application/x-www-form-urlencoded"))
+    [reply] = api.wait_for("/response/fb", 1, where=lambda p: "blocks" in p, timeout=60)
+    answer_id = next(e["value"] for blk in reply["blocks"] if blk["type"] == "actions" for e in blk["elements"]
+                     if e.get("action_id") == "ragbot_feedback_helpful")
+    for w in (b, a):
+        body = action_body("ragbot_feedback_helpful", answer_id, user="Uvoter", response_url=response_url)
+        post(w.url, body, signed_headers(body, content_type="application/x-www-form-urlencoded"))
+    api.wait_for("/response/fb", 2, where=lambda p: "Thanks" in p.get("text", ""), timeout=30)
+    votes = json.loads(subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "feedback", "--json"], env=env,
+                                      cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+    results["votes"] = [v for v in votes if v["answer_id"] == answer_id]
+    print("votes:", len(results["votes"]), flush=True)
+
+
+def phase_keyword(api, a, b, keyword_only, docs, results) -> None:
+    """B restarted keyword-only; an admin ingest through A adds a made-up word; time until /ask through B cites it."""
+    response_url = f"http://127.0.0.1:{api.port}/response/kwingest"
+    b.stop()
+    b.start(keyword_only)
+    (docs / "glossary-new.md").write_text(
+        f"# New term\n\nThe {MADE_UP} setting controls how often the bot rotates its archive.\n", encoding="utf-8")
+    body = command_body("/ragbot-ingest", "", user="UADMIN", channel="C1", response_url=response_url)
+    t_ingest = time.perf_counter()
+    post(a.url, body, signed_headers(body, content_type="application/x-www-form-urlencoded"))
+    done = api.wait_for("chat.postMessage", 1, where=lambda p: "Re-ingest of" in p.get("text", "") and "finished" in p.get("text", ""),
+                        timeout=300)
+    ingest_done = time.perf_counter()
+    found_after = None
+    probes = 0
+    while time.perf_counter() - ingest_done < 30:
+        probes += 1
+        url = f"http://127.0.0.1:{api.port}/response/kw{probes}"
+        body = command_body("/ask", f"What does the {MADE_UP} setting control?", user=f"Ukw{probes}", response_url=url)
+        post(b.url, body, signed_headers(body, content_type="application/x-www-form-urlencoded"))
+        got = api.wait_for(f"/response/kw{probes}", 1, where=lambda p: "blocks" in p, timeout=30)
+        if got and "glossary-new" in json.dumps(got[0]):
+            found_after = time.perf_counter() - ingest_done
+            break
+        time.sleep(0.5)
+    results["keyword"] = {"ingest_posted": bool(done), "ingest_s": ingest_done - t_ingest, "found_after_s": found_after,
+                          "probes": probes}
+    print("keyword:", results["keyword"], flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=400)
@@ -223,67 +290,16 @@ def main() -> None:
             results["two"] = two = load(api, [a.url, b.url], args.events, args.concurrency, args.retries, "two")
             print("two workers:", two, flush=True)
 
-            # 3. restart mid-thread
-            thread = "777.1"
-            mention(a.url, 0, "thr", thread=thread, text="Who can run /ragbot-ingest?")
-            wait_finals(api, "777.", 1)
-            a.stop(signal.SIGKILL)
-            results["restart_s"] = a.start()
-            follow = {"type": "message", "channel_type": "channel", "user": "Uthr0", "text": "and how long does it take?",
-                      "ts": "777.5", "thread_ts": thread, "channel": "C1"}
-            body = event_body(follow, "EvThrFollow")
-            post(a.url, body, signed_headers(body))
-            answered = wait_finals(api, "777.", 2)
-            turns = [json.loads(t) for t in redis_cli(rport, "LRANGE", f"ragbot:thread:slack:C1:{thread}", "0", "-1").splitlines()]
-            results["restart"] = {
-                "follow_up_answered": len(answered) >= 2, "turns": len(turns),
-                "second_standalone": turns[1][1] if len(turns) > 1 else None,
-                "carried": len(turns) > 1 and turns[1][1] != turns[1][0],
-            }
-            print("restart:", results["restart"], flush=True)
-
-            # feedback on B for an answer A wrote (and the same click again on A)
-            response_url = f"http://127.0.0.1:{api.port}/response/fb"
-            body = command_body("/ask", "Who can run /ragbot-ingest?", user="Ufb", response_url=response_url)
-            post(a.url, body, signed_headers(body, content_type="application/x-www-form-urlencoded"))
-            [reply] = api.wait_for("/response/fb", 1, where=lambda p: "blocks" in p, timeout=60)
-            answer_id = next(e["value"] for blk in reply["blocks"] if blk["type"] == "actions" for e in blk["elements"]
-                             if e.get("action_id") == "ragbot_feedback_helpful")
-            for w in (b, a):
-                body = action_body("ragbot_feedback_helpful", answer_id, user="Uvoter", response_url=response_url)
-                post(w.url, body, signed_headers(body, content_type="application/x-www-form-urlencoded"))
-            api.wait_for("/response/fb", 2, where=lambda p: "Thanks" in p.get("text", ""), timeout=30)
-            votes = json.loads(subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "feedback", "--json"], env=env,
-                                              cwd=ROOT, capture_output=True, text=True, check=True).stdout)
-            results["votes"] = [v for v in votes if v["answer_id"] == answer_id]
-            print("votes:", len(results["votes"]), flush=True)
-
-            # 4. keyword refresh across processes
-            b.stop()
-            b.start(keyword_only)
-            (docs / "glossary-new.md").write_text(
-                f"# New term\n\nThe {MADE_UP} setting controls how often the bot rotates its archive.\n", encoding="utf-8")
-            body = command_body("/ragbot-ingest", "", user="UADMIN", channel="C1", response_url=response_url)
-            t_ingest = time.perf_counter()
-            post(a.url, body, signed_headers(body, content_type="application/x-www-form-urlencoded"))
-            done = api.wait_for("chat.postMessage", 1, where=lambda p: "Re-ingest of" in p.get("text", "") and "finished" in p.get("text", ""),
-                                timeout=300)
-            ingest_done = time.perf_counter()
-            found_after = None
-            probes = 0
-            while time.perf_counter() - ingest_done < 30:
-                probes += 1
-                url = f"http://127.0.0.1:{api.port}/response/kw{probes}"
-                body = command_body("/ask", f"What does the {MADE_UP} setting control?", user=f"Ukw{probes}", response_url=url)
-                post(b.url, body, signed_headers(body, content_type="application/x-www-form-urlencoded"))
-                got = api.wait_for(f"/response/kw{probes}", 1, where=lambda p: "blocks" in p, timeout=30)
-                if got and "glossary-new" in json.dumps(got[0]):
-                    found_after = time.perf_counter() - ingest_done
-                    break
-                time.sleep(0.5)
-            results["keyword"] = {"ingest_posted": bool(done), "ingest_s": ingest_done - t_ingest, "found_after_s": found_after,
-                                  "probes": probes}
-            print("keyword:", results["keyword"], flush=True)
+            try:
+                phase_restart(api, a, b, rport, config, env, results)
+            except Exception as exc:  # noqa: BLE001 - reported, the other figures still written
+                results["restart_error"] = repr(exc)
+                print("restart phase failed:", repr(exc), flush=True)
+            try:
+                phase_keyword(api, a, b, keyword_only, docs, results)
+            except Exception as exc:  # noqa: BLE001
+                results["keyword_error"] = repr(exc)
+                print("keyword phase failed:", repr(exc), flush=True)
         finally:
             for w in workers:
                 w.stop()
@@ -294,11 +310,17 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     p.kill()
             api.close()
-    one, two, r, kw = results["one"], results["two"], results["restart"], results["keyword"]
+    one, two = results["one"], results["two"]
+    r = results.get("restart") or {"follow_up_answered": False, "carried": False, "turns": 0,
+                                   "second_standalone": results.get("restart_error")}
+    results.setdefault("votes", [])
+    results.setdefault("restart_s", float("nan"))
+    kw = results.get("keyword") or {"found_after_s": None, "ingest_s": float("nan"), "probes": 0}
     ratio = two["per_minute"] / one["per_minute"] if one["per_minute"] else 0.0
     embedder = "bundled models" if args.real_models else "hashing embedder"
     niced = os.nice(0)
-    found = f"{kw['found_after_s']:.1f} s after the ingest summary" if kw["found_after_s"] is not None else "not found within 30 s"
+    found = f"{kw['found_after_s']:.1f} s after the ingest summary" if kw["found_after_s"] is not None else (
+        f"phase failed: {results['keyword_error']}" if "keyword_error" in results else f"not found within 30 s ({kw['probes']} probes)")
     text = "\n".join([
         START,
         f"`benchmarks/bench_scaleout.py`: two `ragbot serve slack --mode http` processes (workers A and B) on one `chroma run` and one "
