@@ -387,3 +387,14 @@ def test_workers_share_one_port_and_a_dead_worker_is_replaced(tmp_path, chroma_s
             proc.wait()
         log.close()
         api.close()
+
+
+def test_several_workers_on_an_embedded_store_are_refused_with_the_fix(tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+
+    monkeypatch.setenv("RAGBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    assert main(["serve", "slack", "--mode", "http", "--workers", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "embedded Chroma is single-process" in err and "chroma run" in err and "store.mode: server" in err
