@@ -122,6 +122,31 @@ def finals(api: FakeSlackAPI, prefix: str) -> list[dict]:
             and str(p.get("thread_ts") or p.get("ts") or "").startswith(prefix)]
 
 
+class StallWatch:
+    """Seconds this process did not run at all (SIGSTOP by another job, or starved): gaps over 0.5 s between 50 ms naps."""
+
+    def __init__(self):
+        import threading
+
+        self.stalled = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(0.05):
+            now = time.monotonic()
+            if now - last > 0.5:
+                self.stalled += now - last - 0.05
+            last = now
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.stalled
+
+
 def load(api: FakeSlackAPI, urls: list[str], events: int, concurrency: int, retries: int, tag: str) -> dict:
     """events mentions spread over urls (event i to urls[i % n]), retries re-delivered to another worker."""
     prefix = tag_ts(tag)
@@ -130,12 +155,14 @@ def load(api: FakeSlackAPI, urls: list[str], events: int, concurrency: int, retr
         step = max(events // retries, 1)
         jobs += [(urls[(i + 1) % len(urls)], i, 1) for i in range(0, events, step)][:retries]
     started = time.perf_counter()
+    watch = StallWatch()
     with ThreadPoolExecutor(concurrency) as pool:
         statuses = list(pool.map(lambda job: mention(job[0], job[1], tag, job[2]), jobs))
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and len({p.get("thread_ts") or p.get("ts") for p in finals(api, prefix)}) < events:
         time.sleep(0.1)
     elapsed = time.perf_counter() - started
+    stalled = watch.stop()
     time.sleep(2)  # late duplicates would show now
     posted = finals(api, prefix)
     per_message = Counter(p.get("thread_ts") or p.get("ts") for p in posted)
@@ -145,6 +172,7 @@ def load(api: FakeSlackAPI, urls: list[str], events: int, concurrency: int, retr
         "deliveries": len(jobs), "non_200": sum(s != 200 for s in statuses), "answered": len(per_message),
         "duplicates": sum(n - 1 for n in per_message.values()) + sum(n - 1 for n in threads.values()),
         "lost": events - len(per_message), "seconds": elapsed, "per_minute": len(per_message) / elapsed * 60,
+        "stalled_s": stalled, "per_minute_running": len(per_message) / max(elapsed - stalled, 1e-9) * 60,
     }
 
 
@@ -317,6 +345,8 @@ def main() -> None:
     results.setdefault("restart_s", float("nan"))
     kw = results.get("keyword") or {"found_after_s": None, "ingest_s": float("nan"), "probes": 0}
     ratio = two["per_minute"] / one["per_minute"] if one["per_minute"] else 0.0
+    ratio_running = two["per_minute_running"] / one["per_minute_running"] if one["per_minute_running"] else 0.0
+    stalls = one["stalled_s"] + two["stalled_s"]
     embedder = "bundled models" if args.real_models else "hashing embedder"
     niced = os.nice(0)
     found = f"{kw['found_after_s']:.1f} s after the ingest summary" if kw["found_after_s"] is not None else (
@@ -335,7 +365,10 @@ def main() -> None:
         f"| lost questions (same run) | 0 | {two['lost']} (non-200 acks: {two['non_200']}) |",
         f"| answers per minute, one worker (A only) | - | {one['per_minute']:.0f} ({one['answered']} in {one['seconds']:.1f} s) |",
         f"| answers per minute, two workers | >= 1.6x one | {two['per_minute']:.0f} ({two['answered']} in {two['seconds']:.1f} s): "
-        f"**{ratio:.2f}x** on {os.cpu_count()} cores |",
+        f"**{ratio:.2f}x** on {os.cpu_count()} cores" + (
+            f"; the benchmark was stopped or starved for {one['stalled_s']:.0f} s / {two['stalled_s']:.0f} s of the two runs "
+            f"(another job's SIGSTOP): without those, {one['per_minute_running']:.0f} vs {two['per_minute_running']:.0f} "
+            f"= {ratio_running:.2f}x, still not a clean figure" if stalls > 1 else "") + " |",
         f"| worker A killed (SIGKILL) mid-thread and started again ({results['restart_s']:.1f} s): the follow-up without a mention "
         f"is answered and continues the thread | yes | {'yes' if r['follow_up_answered'] and r['carried'] else 'no'} "
         f"({r['turns']} turns stored; the follow-up searched as \"{r['second_standalone']}\") |",
