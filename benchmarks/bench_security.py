@@ -36,7 +36,7 @@ import sys, threading
 sys.path.insert(0, {root!r})
 from bot.config import BotConfig, SlackConfig
 from bot.core import BotCore
-from bot.feedback import FeedbackStore
+from bot.state import MemoryState
 from bot.slack_app import build_slack_app, build_web_client
 import os
 if os.path.exists(os.path.join({root!r}, "bot", "slack_http.py")):  # (an editable install could supply it from elsewhere)
@@ -50,7 +50,7 @@ class Quiet:
     def answer(self, *a, **k):
         raise RuntimeError("not used")
 
-core = BotCore(Quiet(), BotConfig(), FeedbackStore({tmp!r}))
+core = BotCore(Quiet(), BotConfig(), MemoryState())
 app = build_slack_app(core, SlackConfig(), build_web_client("xoxb-bench", "http://127.0.0.1:9/api/"), signing_secret="bench-secret")
 server = serve_http(app, "127.0.0.1", 0, signing_secret="bench-secret")
 print(server.server_address[1], flush=True)

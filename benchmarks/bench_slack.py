@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.report import write_section  # noqa: E402
 from bot.config import BotConfig, SlackConfig  # noqa: E402
 from bot.core import BotCore  # noqa: E402
-from bot.feedback import FeedbackStore  # noqa: E402
+from bot.state import MemoryState  # noqa: E402
 from bot.slack_app import build_slack_app, build_web_client  # noqa: E402
 from bot.slack_http import serve_http  # noqa: E402
 from tests.slack_fakes import SECRET, FakeSlackAPI, event_body, post, signed_headers  # noqa: E402
@@ -55,7 +55,7 @@ class SlowAnswerer:
 
 def run_load(answerer, events: int, concurrency: int, retries: int, workdir: Path) -> dict:
     api = FakeSlackAPI()
-    core = BotCore(answerer, BotConfig(workers=concurrency, queue_size=events, rate_limit=events), FeedbackStore(workdir))
+    core = BotCore(answerer, BotConfig(workers=concurrency, queue_size=events, rate_limit=events), MemoryState())
     app = build_slack_app(core, SlackConfig(stream_interval_s=0), build_web_client("xoxb-bench", api.base_url), signing_secret=SECRET)
     server = serve_http(app, "127.0.0.1", 0, signing_secret=SECRET)
     threading.Thread(target=server.serve_forever, daemon=True).start()

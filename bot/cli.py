@@ -555,69 +555,38 @@ def serve() -> None:
     """Run a chat bot (Slack or Discord) over the ingested documents."""
 
 
-def _require_secret(config, name: str, why: str, section: str = "Slack") -> str:
-    """A secret the config section resolved from the environment, or an error naming its variable."""
-    value = config.secret_value(name)
-    if not value:
-        raise RagError(f"{config.secret_env(name)} is not set. {why} (see the README's {section} section).")
-    return value
-
-
 @serve.command(name="slack")
 @click.option("--mode", type=click.Choice(["socket", "http"]), default=None, help="socket (default; SLACK_APP_TOKEN) or http (SLACK_SIGNING_SECRET).")
 @click.option("--host", default=None, help="http mode: interface to listen on (default slack.host, 127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="http mode: port for POST /slack/events (default slack.port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="http mode: port for POST /slack/events (default slack.port).")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+    help="Worker processes (a supervisor restarts any that dies). More than 1 needs store.mode: server (chroma run) "
+    "and a shared state.backend (sqlite on one host, redis across hosts).",
+)
+@click.option("--listen-fd", "listen_fd", type=int, default=None, hidden=True)  # a worker's inherited socket (bot/serve.py)
 @click.pass_obj
-def serve_slack(obj: _Context, mode: str | None, host: str | None, port: int | None) -> None:
+def serve_slack(obj: _Context, mode: str | None, host: str | None, port: int | None, workers: int, listen_fd: int | None) -> None:
     """Answer @mentions, DMs, /ask and admin commands in Slack.
 
     \b
     Environment: SLACK_BOT_TOKEN (always), SLACK_APP_TOKEN (socket mode),
-    SLACK_SIGNING_SECRET (http mode), SLACK_API_URL (optional Web API base URL).
+    SLACK_SIGNING_SECRET (http mode), SLACK_API_URL (optional Web API base URL),
+    RAGBOT_STATE_PASSWORD (state.backend: redis with a password).
     \b
     Examples:
       ragbot serve slack                       # Socket Mode, no public URL needed
       ragbot serve slack --mode http --port 3000   # on 127.0.0.1, behind a reverse proxy
       ragbot serve slack --mode http --host 0.0.0.0 # every interface (TLS must still end somewhere)
+      ragbot serve slack --mode http --workers 4    # 4 processes on one port (needs chroma run)
     """
-    from bot.runtime import build_answerer, build_bot_core, open_knowledge_base, prepare_for_serving
-    from bot.slack_app import api_url, build_slack_app, build_web_client, run_socket_mode
-    from bot.slack_http import serve_http
+    from bot.serve import serve_slack as serve
 
-    config, _ = obj.config
-    mode = mode or config.slack.mode
-    token = _require_secret(config.slack, "bot_token", "Set it to the app's Bot User OAuth Token (xoxb-...)")
-    app_token = secret = None
-    if mode == "socket":
-        app_token = _require_secret(config.slack, "app_token", "Socket Mode needs an app-level token (xapp-...) with connections:write")
-    else:
-        secret = _require_secret(config.slack, "signing_secret", "HTTP mode verifies Slack's requests with the app's Signing Secret")
-    base_url = api_url(config.slack)
-    with open_knowledge_base(config) as kb:
-        answerer = build_answerer(config, kb)
-        core = build_bot_core(config, kb, answerer, admins=config.slack.admins, channel_sets=config.slack.channels)
-        app = build_slack_app(core, config.slack, build_web_client(token, base_url), signing_secret=secret, socket_mode=mode == "socket")
-        prepare_for_serving(kb, (config.llm.encoding, config.ingest.chunking.encoding))
-        try:
-            if mode == "socket":
-                click.echo(f"ragbot on Slack (Socket Mode, answers: {answerer.mode}). Ctrl-C stops.", err=True)
-                run_socket_mode(app, app_token, base_url)
-            else:
-                host = host or config.slack.host
-                server = serve_http(
-                    app, host, port or config.slack.port, signing_secret=secret,
-                    max_body_bytes=config.slack.max_body_kb * 1024, read_timeout_s=config.slack.read_timeout_s,
-                )
-                click.echo(
-                    f"ragbot on Slack (HTTP, answers: {answerer.mode}) at http://{host}:{server.server_address[1]}/slack/events. Ctrl-C stops.",
-                    err=True,
-                )
-                try:
-                    server.serve_forever()
-                finally:
-                    server.shutdown()
-        finally:
-            core.close()
+    config, path = obj.config
+    serve(
+        config, mode or config.slack.mode, host or config.slack.host, config.slack.port if port is None else port,
+        workers=workers, config_path=path, listen_fd=listen_fd, debug=obj.debug,
+    )
 
 
 @serve.command(name="discord")
@@ -626,41 +595,33 @@ def serve_discord(obj: _Context) -> None:
     """Answer @mentions, DMs, /ask and admin commands in Discord.
 
     \b
+    One process per bot token (Discord allows one gateway connection); it shares the state
+    store (threads, buttons, feedback, the ingest lock) with any Slack workers.
     Environment: DISCORD_TOKEN (the bot token from the Developer Portal).
     \b
     Example:
       DISCORD_TOKEN=... ragbot serve discord
     """
-    from bot.discord_app import build_discord_client
-    from bot.runtime import build_answerer, build_bot_core, open_knowledge_base, prepare_for_serving
+    from bot.serve import serve_discord as serve
 
     config, _ = obj.config
-    token = _require_secret(config.discord, "token", "Set it to the bot token (Developer Portal > your application > Bot > Reset Token)", "Discord")
-    dc = config.discord
-    with open_knowledge_base(config) as kb:
-        answerer = build_answerer(config, kb)
-        core = build_bot_core(
-            config, kb, answerer, admins=[str(a) for a in dc.admins], admin_roles=[str(r) for r in dc.admin_roles],
-            channel_sets={str(k): v for k, v in dc.channels.items()},
-        )
-        client = build_discord_client(core, dc)
-        prepare_for_serving(kb, (config.llm.encoding, config.ingest.chunking.encoding))
-        click.echo(f"ragbot on Discord (answers: {answerer.mode}, message content: {dc.message_content}). Ctrl-C stops.", err=True)
-        try:
-            client.run(token, log_handler=None)  # logging is configured by this CLI
-        finally:
-            core.close()
+    serve(config)
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print every vote as JSON.")
 @click.pass_obj
 def feedback(obj: _Context, as_json: bool) -> None:
-    """Show the helpful / not helpful votes left on answers in chat."""
-    from bot.feedback import FeedbackStore
+    """Show the helpful / not helpful votes left on answers in chat (from the state store, state.backend).
+
+    One vote per user and answer (a second click replaces the first). A feedback.jsonl left in
+    the data directory by an earlier version is imported once.
+    """
+    from bot.runtime import open_bot_state
 
     config, _ = obj.config
-    votes = FeedbackStore(config.data_path()).read()
+    with open_bot_state(config) as state:
+        votes = state.read_feedback()
     if as_json:
         from dataclasses import asdict
 

@@ -50,6 +50,53 @@ class BotConfig(_Strict):
     )
 
 
+class StateConfig(_Strict, SecretsFromEnv):
+    """Where the bot keeps what it remembers (threads, answers behind buttons, feedback, dedupe, locks).
+
+    sqlite (default): a file in data_dir, kept across restarts, shared by the processes of one host.
+    redis: shared by several hosts. memory: this process only, lost on exit (tests).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)  # a refused url may hold a password
+
+    SECRETS = {"password": "password_env"}
+    backend: Literal["sqlite", "redis", "memory"] = Field(
+        "sqlite", description="sqlite (one host, any number of processes), redis (several hosts) or memory (one process, nothing kept)."
+    )
+    path: str | None = Field(None, description="sqlite: the state file; null: <data_dir>/state.sqlite.")
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="redis: the server (redis:// or rediss://, with an optional ACL user); the password comes from password_env, never from the URL.",
+    )
+    password_env: str = Field("RAGBOT_STATE_PASSWORD", description="redis: the environment variable with the server's password (unset: none).")
+    key_prefix: str = Field("ragbot", min_length=1, description="redis: prefix of every key (several bots can share one server).")
+    answer_ttl_s: float = Field(
+        30 * 86400.0, gt=0, description="How long an answer's Share and feedback buttons keep working, in seconds."
+    )
+    thread_ttl_s: float = Field(
+        30 * 86400.0, gt=0, description="A thread's conversation is forgotten after this many seconds without a question."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value)
+            password = parts.password
+        except ValueError:
+            raise ValueError("url is not a valid URL (expected e.g. redis://127.0.0.1:6379/0)") from None
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("url must start with redis://, rediss:// or unix://")
+        if password is not None:
+            raise ValueError(
+                "url must not hold a password: remove it from the URL and set it in the variable named by "
+                "state.password_env (RAGBOT_STATE_PASSWORD by default)"
+            )
+        return value
+
+
 class SlackConfig(_Strict, SecretsFromEnv):
     """The Slack app: admins, channel -> knowledge sets, how it connects. Tokens come from the env."""
 
@@ -139,7 +186,8 @@ class DiscordConfig(_Strict, SecretsFromEnv):
 class AppConfig(BaseModel):
     """Everything in config.yaml."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # str() of a validation error never echoes a value (state.url may hold a password); describe_errors shows safe ones
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     data_dir: str = Field(".ragbot", description="Where the store and bookkeeping live; RAGBOT_DATA_DIR overrides.")
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
@@ -152,6 +200,7 @@ class AppConfig(BaseModel):
     bot: BotConfig = Field(default_factory=BotConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
 
     def data_path(self) -> Path:
         """The data directory, with RAGBOT_DATA_DIR taking precedence."""
@@ -228,7 +277,7 @@ def load_config(explicit: str | None = None) -> tuple[AppConfig, Path | None]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, retrieval, llm, answer, bot, slack, discord, map).")
+        raise ConfigError(f"{path} must be a mapping of sections (data_dir, embedding, store, ingest, retrieval, llm, answer, bot, slack, discord, map, state).")
     try:
         return AppConfig.model_validate(data), path
     except ValidationError as exc:
@@ -242,6 +291,8 @@ def _secret_sections(config: AppConfig) -> list[tuple[str, SecretsFromEnv]]:
     if config.store.mode == "server":
         sections.append(("store", config.store))
     sections += [("slack", config.slack), ("discord", config.discord)]
+    if config.state.backend == "redis":
+        sections.append(("state", config.state))
     return sections
 
 

@@ -4,6 +4,10 @@ Slack, Discord and the CLI only translate to and from `IncomingMessage` / `Reply
 owns what every chat front end needs: thread memory for follow-ups, channel -> knowledge set
 filters, per-user rate limits, a bounded pool of answer workers (so a platform's own
 listener threads are never held by a 30 s answer), admin re-ingest and feedback.
+
+Everything it remembers between questions (threads, answers behind buttons, rate windows,
+the ingest lock and progress, feedback) lives in a `StateStore` (bot/state.py), so it
+survives a restart and is shared by every worker process; the answer pool is per process.
 """
 
 from __future__ import annotations
@@ -13,15 +17,17 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.config import BotConfig
-from bot.feedback import Feedback, FeedbackStore
+from bot.feedback import Feedback
+from bot.state import INGEST_LOCK, StateStore, held, holder_name
 from bot.texts import printable
 from bot.texts import text as bot_text
 from rag.citations import Citation
@@ -29,6 +35,10 @@ from rag.conversation import Conversation
 from rag.errors import LLMError, QuestionError
 from rag.lang import detect_lang
 from rag.messages import text as rag_text
+from rag.records import Locator
+
+if TYPE_CHECKING:
+    from rag.answer import Answer
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +51,24 @@ STAGE_WRITING = "writing"  # the LLM is writing (its text streams to on_token)
 
 
 class IngestRunner(Protocol):
-    """Runs an ingest of paths; with roots, folder walks never follow a symlink out of them."""
+    """Runs an ingest of paths; with roots, folder walks never follow a symlink out of them.
 
-    def __call__(self, paths: list[str], roots: list[str] | None = None) -> object: ...
+    A runner may also take `progress` (a tqdm-like factory: total=, desc=, unit=; bars with
+    update(n) and close()): its progress then shows in /ragbot-status on every worker.
+    """
+
+    def __call__(self, paths: list[str], roots: list[str] | None = None) -> IngestReport: ...
+
+
+class IngestReport(Protocol):
+    """What an ingest run reports (ingest.pipeline.IngestReport)."""
+
+    seconds: float
+    added: int
+    updated: int
+    unchanged: int
+    deleted: int
+    failed: list
 
 
 def resolve_path(path: str | Path, base: Path | None = None) -> Path:
@@ -101,71 +126,72 @@ def _quiet(on_stage: OnStage) -> OnStage:
     return call
 
 
-@dataclass
-class _Remembered:
-    question: str
-    reply: Reply
-    platform: str
-    channel: str
+class Answerer(Protocol):
+    """What answers a question (rag.answer.Answerer): mode is "llm" or "extractive"."""
+
+    mode: str
+
+    def answer(self, question: str, conversation: Conversation | None = None, **kwargs) -> Answer: ...
 
 
-class RateLimiter:
-    """At most `limit` events per user in a sliding window of `window_s` seconds."""
+class StatusProvider(Protocol):
+    """Counts for /ragbot-status: {"sources": n, "chunks": n, "spaces": [{"space", "chunks", "model"}]}."""
 
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic):
-        self.limit = limit
-        self.window_s = window_s
-        self.clock = clock
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, user: str) -> float:
-        """0 when the user may go ahead (and counts it), else the seconds to wait."""
-        now = self.clock()
-        with self._lock:
-            events = self._events.setdefault(user, deque())
-            while events and now - events[0] >= self.window_s:
-                events.popleft()
-            if len(events) >= self.limit:
-                return max(self.window_s - (now - events[0]), 0.1)
-            events.append(now)
-            return 0.0
+    def __call__(self) -> dict: ...
 
 
-class ThreadMemory:
-    """Conversations per (platform, channel, thread), least recently used dropped first."""
+def _reply_json(reply: Reply) -> dict:
+    data = asdict(reply)
+    data["citations"] = [asdict(c) for c in reply.citations]
+    return data
 
-    def __init__(self, capacity: int, history_turns: int):
+
+def _reply_from(data: dict) -> Reply:
+    citations = tuple(Citation(**{**c, "locator": Locator(**c["locator"])}) for c in data.get("citations", []))
+    return Reply(**{**data, "citations": citations})
+
+
+class _Locks:
+    """One lock per key in this process, the least recently used forgotten beyond capacity."""
+
+    def __init__(self, capacity: int):
         self.capacity = capacity
-        self.history_turns = history_turns
-        self._items: OrderedDict[tuple, Conversation] = OrderedDict()
-        self._locks: dict[tuple, threading.Lock] = {}
+        self._locks: OrderedDict[str, threading.Lock] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> tuple[Conversation, threading.Lock]:
-        """The conversation of a thread (new if unknown) and the lock that serialises its turns."""
+    def get(self, key: str) -> threading.Lock:
         with self._lock:
-            conversation = self._items.pop(key, None) or Conversation(self.history_turns)
-            self._items[key] = conversation
-            lock = self._locks.setdefault(key, threading.Lock())
-            while len(self._items) > self.capacity:
-                old, _ = self._items.popitem(last=False)
-                self._locks.pop(old, None)
-            return conversation, lock
-
-    def __contains__(self, key: tuple) -> bool:
-        with self._lock:
-            return key in self._items
+            lock = self._locks.pop(key, None) or threading.Lock()
+            self._locks[key] = lock
+            while len(self._locks) > self.capacity:
+                self._locks.popitem(last=False)
+            return lock
 
 
-@dataclass
-class IngestState:
-    """The admin re-ingest in flight, if any."""
+INGEST_LOCK_TTL_S = 60.0  # a worker that dies mid-ingest frees the lock after this; a live one refreshes it
 
-    user: str = ""
-    started: float = 0.0
-    running: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+
+class _IngestProgress:
+    """A tqdm-like bar factory for the ingest pipeline that publishes "Embedding (en): 120/400 chunks" to a callback."""
+
+    def __init__(self, publish: Callable[[str], None]):
+        self.publish = publish
+
+    def __call__(self, total: int = 0, desc: str = "", unit: str = "it", **_):
+        progress = self
+
+        class Bar:
+            n = 0
+
+            def update(self, n: int = 1) -> None:
+                self.n += n
+                progress.publish(f"{desc}: {self.n}/{total} {unit}s")
+
+            def close(self) -> None:
+                pass
+
+        progress.publish(f"{desc}: 0/{total} {unit}s")
+        return Bar()
 
 
 class BotCore:
@@ -173,37 +199,40 @@ class BotCore:
 
     def __init__(
         self,
-        answerer,
+        answerer: Answerer,
         config: BotConfig,
-        feedback: FeedbackStore,
+        state: StateStore,
         channel_sets: Mapping[str, Sequence[str]] | None = None,
         admins: Sequence[str] = (),
         admin_roles: Sequence[str] = (),
         run_ingest: IngestRunner | None = None,
-        status: Callable[[], dict] | None = None,
+        status: StatusProvider | None = None,
         history_turns: int = 4,
         max_question_chars: int = 2000,
+        answer_ttl_s: float = 30 * 86400.0,
     ):
         self.answerer = answerer
         self.config = config
-        self.feedback = feedback
+        self.state = state
+        self.answer_ttl_s = answer_ttl_s
+        self.history_turns = history_turns
         self.channel_sets = {k: list(v) for k, v in (channel_sets or {}).items()}
         self.admins = {str(a) for a in admins}
         self.admin_roles = {str(r) for r in admin_roles}
         self.run_ingest = run_ingest
         self.status_provider = status
         self.max_question_chars = max_question_chars
-        self.memory = ThreadMemory(config.threads_remembered, history_turns)
-        self.limiter = RateLimiter(config.rate_limit, config.rate_window_s)
+        self._thread_locks = _Locks(config.threads_remembered)
         self._executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="ragbot-answer")
         self._slots = threading.BoundedSemaphore(config.workers + config.queue_size)
-        self._answers: OrderedDict[str, _Remembered] = OrderedDict()
-        self._answers_lock = threading.Lock()
-        self._ingest = IngestState()
         try:  # answerers that can say when the LLM starts writing (rag.answer.Answerer) get on_stage
             self._answerer_stages = "on_stage" in inspect.signature(answerer.answer).parameters
         except (TypeError, ValueError):
             self._answerer_stages = False
+        try:  # ingest runners that take a progress bar factory publish their progress to /ragbot-status
+            self._ingest_progress = run_ingest is not None and "progress" in inspect.signature(run_ingest).parameters
+        except (TypeError, ValueError):
+            self._ingest_progress = False
 
     # -- questions -------------------------------------------------------------------------
     def sets_for(self, channel: str, context_channel: str | None = None) -> list[str]:
@@ -276,7 +305,7 @@ class BotCore:
                 rag_text("question_too_long", lang, length=len(question), limit=self.max_question_chars),
                 private=True, kind="refused", lang=lang,
             )
-        wait = self.limiter.check(f"{message.platform}:{message.user}")
+        wait = self.state.rate_check(f"{message.platform}:{message.user}", self.config.rate_limit, self.config.rate_window_s)
         if wait:
             return Reply(
                 bot_text("rate_limited", lang, limit=self.config.rate_limit, window=int(self.config.rate_window_s), wait=int(wait) + 1),
@@ -286,11 +315,10 @@ class BotCore:
 
     def _answer(self, message: IncomingMessage, on_token, on_stage: OnStage | None = None) -> Reply:
         lang = detect_lang(message.text)
-        key = (message.platform, message.channel, message.thread) if message.thread else None
-        conversation, lock = self.memory.get(key) if key else (None, threading.Lock())
+        key = self.thread_key(message.platform, message.channel, message.thread) if message.thread else None
         extra = {"on_stage": _quiet(on_stage)} if on_stage is not None and self._answerer_stages else {}
         try:
-            with lock:  # turns of one thread in order: a follow-up sees the answer before it
+            with self._thread_turn(key) as conversation:  # turns of one thread in order, in every worker
                 answer = self.answerer.answer(
                     message.text, conversation, on_token=on_token,
                     where=self.where_for(message.channel, message.context_channel), **extra,
@@ -321,36 +349,65 @@ class BotCore:
         cut = title.rfind(" ", 0, limit - 1)
         return title[: cut if cut > limit // 2 else limit - 1].rstrip(" ,.;:") + "…"
 
+    @staticmethod
+    def thread_key(platform: str, channel: str, thread: str) -> str:
+        """The state store's key of a thread's conversation."""
+        return f"{platform}:{channel}:{thread}"
+
     def knows_thread(self, platform: str, channel: str, thread: str) -> bool:
-        """Whether the bot holds a conversation for that thread (it answered there)."""
-        return (platform, channel, thread) in self.memory
+        """Whether the bot holds a conversation for that thread (it answered there, in any worker, before a restart too)."""
+        return self.state.knows_thread(self.thread_key(platform, channel, thread))
+
+    @contextmanager
+    def _thread_turn(self, key: str | None) -> Iterator[Conversation | None]:
+        """The thread's conversation as the state store has it, with the thread locked; its new turn is stored after."""
+        if key is None:
+            yield None
+            return
+        with self._thread_locks.get(key), held(self.state, f"thread:{key}", ttl_s=180.0, wait_s=120.0):
+            conversation = Conversation(self.history_turns)
+            for turn in self.state.thread_turns(key) or ():
+                conversation.turns.append(turn)
+            last = conversation.turns[-1] if conversation.turns else None
+            yield conversation
+            if conversation.turns and conversation.turns[-1] is not last:
+                self.state.add_turn(key, conversation.turns[-1], self.history_turns)
 
     # -- answers kept for feedback and sharing -------------------------------------------
     def _remember(self, reply: Reply, message: IncomingMessage) -> None:
-        with self._answers_lock:
-            self._answers[reply.answer_id] = _Remembered(message.text.strip(), reply, message.platform, message.channel)
-            while len(self._answers) > 5000:
-                self._answers.popitem(last=False)
+        record = {"question": message.text.strip(), "reply": _reply_json(reply), "platform": message.platform, "channel": message.channel}
+        try:
+            self.state.put_answer(reply.answer_id, record, self.answer_ttl_s)
+        except Exception:  # the answer is still posted; only its buttons will not find it
+            logger.exception("keeping the answer for its buttons failed")
+
+    def _remembered(self, answer_id: str) -> dict | None:
+        record = self.state.get_answer(answer_id) if answer_id else None
+        if record is None:
+            return None
+        return {**record, "reply": _reply_from(record["reply"])}
 
     def answer_by_id(self, answer_id: str) -> Reply | None:
-        """A recent answer (for sharing an /ask reply in the channel)."""
-        with self._answers_lock:
-            item = self._answers.get(answer_id)
-        return item.reply if item else None
+        """A recent answer (for sharing an /ask reply in the channel), whichever worker wrote it."""
+        item = self._remembered(answer_id)
+        return item["reply"] if item else None
 
     def record_feedback(self, answer_id: str, user: str, helpful: bool) -> Reply:
-        """Store a vote on an answer with its question, text and sources; a private thank-you."""
-        with self._answers_lock:
-            item = self._answers.get(answer_id)
+        """Store a vote on an answer with its question, text and sources; a private thank-you.
+
+        One vote per user and answer: a second click replaces the first.
+        """
+        item = self._remembered(answer_id)
         if item is None:
             return Reply(bot_text("feedback_unknown"), private=True, kind="refused")
-        self.feedback.record(
+        reply: Reply = item["reply"]
+        self.state.add_feedback(
             Feedback(
-                helpful=helpful, user=user, platform=item.platform, channel=item.channel, question=item.question,
-                answer=item.reply.text, sources=[c.as_json() for c in item.reply.citations], answer_id=answer_id,
+                helpful=helpful, user=user, platform=item["platform"], channel=item["channel"], question=item["question"],
+                answer=reply.text, sources=[c.as_json() for c in reply.citations], answer_id=answer_id,
             )
         )
-        return Reply(bot_text("feedback_thanks", item.reply.lang), private=True, kind="admin", lang=item.reply.lang)
+        return Reply(bot_text("feedback_thanks", reply.lang), private=True, kind="admin", lang=reply.lang)
 
     # -- admin commands ------------------------------------------------------------------
     def is_admin(self, user: str, roles: Sequence[str] = ()) -> bool:
@@ -393,19 +450,41 @@ class BotCore:
             paths = [root.as_posix() for root in roots]
         if self.run_ingest is None:
             return Reply(bot_text("ingest_error", paths=", ".join(paths), error="ingest is not available here"), private=True, kind="error")
-        state = self._ingest
-        with state.lock:
-            if state.running:
-                return Reply(
-                    bot_text("ingest_running", user=state.user, seconds=int(time.monotonic() - state.started)),
-                    private=True, kind="refused",
-                )
-            state.running, state.user, state.started = True, user, time.monotonic()
+        info = {"user": user, "started": time.time(), "paths": paths, "worker": holder_name(), "progress": ""}
+        token = self.state.try_lock(INGEST_LOCK, info, INGEST_LOCK_TTL_S)
+        if token is None:  # one admin re-ingest at a time, across every worker
+            running = self.state.lock_info(INGEST_LOCK) or {}
+            return Reply(
+                bot_text("ingest_running", user=running.get("user", "?"), seconds=int(time.time() - running.get("started", time.time()))),
+                private=True, kind="refused",
+            )
         shown = ", ".join(paths)
+        done = threading.Event()
+        progress_now = {"text": "", "sent": ""}
+
+        def publish(progress: str) -> None:  # from the ingest's progress bars: cheap, written by the heartbeat
+            progress_now["text"] = progress
+
+        def heartbeat() -> None:
+            """Keeps the lock alive while the ingest runs and publishes its progress (at most twice a second)."""
+            last_write = time.monotonic()
+            while not done.wait(0.5):
+                text = progress_now["text"]
+                if text == progress_now["sent"] and time.monotonic() - last_write < INGEST_LOCK_TTL_S / 4:
+                    continue
+                info["progress"] = progress_now["sent"] = text
+                last_write = time.monotonic()
+                try:
+                    if not self.state.refresh_lock(INGEST_LOCK, token, info, INGEST_LOCK_TTL_S):
+                        logger.warning("the ingest lock expired while the ingest ran")
+                except Exception:
+                    logger.exception("publishing the ingest progress failed")
 
         def work() -> None:
+            threading.Thread(target=heartbeat, name="ragbot-ingest-heartbeat", daemon=True).start()
             try:
-                report = self.run_ingest(paths, roots=[root.as_posix() for root in roots])
+                kwargs = {"progress": _IngestProgress(publish)} if self._ingest_progress else {}
+                report = self.run_ingest(paths, roots=[root.as_posix() for root in roots], **kwargs)
                 summary = bot_text(
                     "ingest_done", paths=shown, seconds=report.seconds, added=report.added, updated=report.updated,
                     unchanged=report.unchanged, deleted=report.deleted, failed=len(report.failed),
@@ -417,8 +496,11 @@ class BotCore:
                 logger.exception("admin re-ingest failed")
                 reply = Reply(bot_text("ingest_error", paths=shown, error=str(exc)), kind="error")
             finally:
-                with state.lock:
-                    state.running = False
+                done.set()
+                try:
+                    self.state.release_lock(INGEST_LOCK, token)
+                except Exception:
+                    logger.exception("releasing the ingest lock failed (it expires in %g s)", INGEST_LOCK_TTL_S)
             try:
                 on_done(reply)
             except Exception:
@@ -429,8 +511,8 @@ class BotCore:
 
     @property
     def ingesting(self) -> bool:
-        """Whether an admin re-ingest is running."""
-        return self._ingest.running
+        """Whether an admin re-ingest is running (in any worker)."""
+        return self.state.lock_info(INGEST_LOCK) is not None
 
     def status(self, channel: str, user: str = "", roles: Sequence[str] = (), command: str = "/ragbot-status") -> Reply:
         """What is indexed, how answers are made, and what this channel searches (admins only unless bot.status_for: everyone)."""
@@ -445,8 +527,12 @@ class BotCore:
         ]
         for space in data.get("spaces", []):
             lines.append(bot_text("status_space", space=space["space"], chunks=space["chunks"], model=space["model"]))
-        if self.ingesting:
-            lines.append(bot_text("status_ingesting"))
+        running = self.state.lock_info(INGEST_LOCK)
+        if running is not None:
+            lines.append(
+                bot_text("status_ingesting_by", user=running.get("user", "?"), seconds=int(time.time() - running.get("started", time.time())),
+                         progress=running.get("progress") or "starting")
+            )
         return Reply("\n".join(lines), private=True, kind="admin")
 
     def close(self) -> None:

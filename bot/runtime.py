@@ -127,13 +127,24 @@ def build_answerer(config: AppConfig, kb: KnowledgeBase, model=None):
     )
 
 
-def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), channel_sets=None, admin_roles=()):
-    """The platform-neutral bot over kb: limits, feedback in the data dir, admin re-ingest and status."""
-    from bot.core import BotCore
-    from bot.feedback import FeedbackStore
+@contextmanager
+def open_bot_state(config: AppConfig):
+    """The configured state store (state.backend), closed on exit."""
+    from bot.state import open_state
 
-    def run_ingest(paths: list[str], roots: list[str] | None = None):
-        with open_ingestor(config, kb) as ingestor:
+    state = open_state(config.state, config.data_path(), capacity=config.bot.threads_remembered)
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, state, admins=(), channel_sets=None, admin_roles=()):
+    """The platform-neutral bot over kb: limits, threads, buttons and feedback in state, admin re-ingest and status."""
+    from bot.core import BotCore
+
+    def run_ingest(paths: list[str], roots: list[str] | None = None, progress=None):
+        with open_ingestor(config, kb, progress=progress) as ingestor:
             confine = [Path(r) for r in roots] if roots is not None else None
             return ingestor.run([Path(p).expanduser() for p in paths], confine_to=confine)
 
@@ -149,7 +160,7 @@ def build_bot_core(config: AppConfig, kb: KnowledgeBase, answerer, admins=(), ch
         return {"sources": len(records), "chunks": chunks, "spaces": spaces}
 
     return BotCore(
-        answerer, config.bot, FeedbackStore(config.data_path()), channel_sets=channel_sets, admins=admins, admin_roles=admin_roles,
+        answerer, config.bot, state, channel_sets=channel_sets, admins=admins, admin_roles=admin_roles,
         run_ingest=run_ingest, status=status, history_turns=config.answer.history_turns,
-        max_question_chars=config.answer.max_question_chars,
+        max_question_chars=config.answer.max_question_chars, answer_ttl_s=config.state.answer_ttl_s,
     )

@@ -4,7 +4,7 @@ Listeners only translate and hand the question to `BotCore.submit`, which answer
 core's own worker pool, so Bolt's 5 listener threads are never held by a long answer and
 every event, command and button is acked within Slack's 3 s. Slack's retries of an event
 (same `event_id`, `X-Slack-Retry-Num`) are dropped by a global middleware, in HTTP and
-Socket Mode alike. Answers in threads go out through `AnswerPoster` (bot/slack_stream.py:
+Socket Mode alike, against the shared state store (whichever worker got the original). Answers in threads go out through `AnswerPoster` (bot/slack_stream.py:
 Slack's native stream and thread status where allowed, else the placeholder edited with
 chat.update); the assistant side panel is Bolt's `Assistant` middleware (bot/slack_assistant.py).
 """
@@ -14,9 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
-import time
-from collections import OrderedDict
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
@@ -59,27 +56,6 @@ def build_web_client(token: str | None, base_url: str) -> WebClient:
     return client
 
 
-class EventDeduper:
-    """Event ids seen in the last ttl_s seconds (one process; several workers need a shared store)."""
-
-    def __init__(self, ttl_s: float, max_items: int = 100_000):
-        self.ttl_s = ttl_s
-        self.max_items = max_items
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def first(self, event_id: str) -> bool:
-        """True the first time an id is seen (within the TTL), False for a repeat."""
-        now = time.monotonic()
-        with self._lock:
-            while self._seen and (now - next(iter(self._seen.values())) > self.ttl_s or len(self._seen) > self.max_items):
-                self._seen.popitem(last=False)
-            if event_id in self._seen:
-                return False
-            self._seen[event_id] = now
-            return True
-
-
 def _team(context) -> str:
     """The workspace an event came from (the key under which Slack's refusals are remembered)."""
     return context.get("team_id") or context.get("enterprise_id") or ""
@@ -120,13 +96,13 @@ def build_slack_app(
         token_verification_enabled=False,  # auth.test runs on the first request, not at import
         process_before_response=False,
     )
-    deduper = EventDeduper(config.dedupe_ttl_s)
     features = SlackFeatures(enabled=config.native_streaming)
 
     @app.middleware
     def drop_retries(body: dict, next, logger) -> BoltResponse | None:  # noqa: A002 - Bolt's names
         event_id = body.get("event_id") if isinstance(body, dict) else None
-        if event_id and not deduper.first(event_id):
+        # in the state store: a retry that reaches another worker (or this one after a restart) is dropped too
+        if event_id and not core.state.first_delivery(f"slack:{event_id}", config.dedupe_ttl_s):
             logger.info("dropped a repeated delivery of %s", event_id)
             return BoltResponse(status=200, body="")
         next()

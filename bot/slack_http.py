@@ -15,6 +15,10 @@ connection a thread for as long as the client dawdled. Now:
   over-long body at header time (`max_request_body_size`) and drops idle connections
   (`channel_timeout`). `_DeadlineServer` adds what waitress lacks: a whole request that is not
   received within `read_timeout_s` (a client trickling a byte a second) is disconnected.
+- Several worker processes (`ragbot serve slack --mode http --workers N`, bot/serve.py): the
+  supervisor binds the port once and each worker runs its own waitress, guard and deadline
+  on that inherited listening socket (the kernel hands each connection to one of them), so
+  every protection above holds per worker.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -156,14 +161,19 @@ class _DeadlineServer(TcpWSGIServer):
 class SlackHTTPServer:
     """The waitress server for Slack HTTP mode; serve_forever() blocks, shutdown() stops it from another thread."""
 
-    def __init__(self, wsgi_app: WSGIApp, host: str, port: int, max_body_bytes: int, read_timeout_s: float, threads: int = 8):
+    def __init__(self, wsgi_app: WSGIApp, host: str, port: int, max_body_bytes: int, read_timeout_s: float, threads: int = 8,
+                 sock: socket.socket | None = None):
         adj = Adjustments(
             host=host, port=port, threads=threads,
             max_request_body_size=max_body_bytes + 1,  # waitress refuses >= its limit; ours refuses > max_body_bytes
             max_request_header_size=32 * 1024,
             channel_timeout=max(1, int(read_timeout_s)), cleanup_interval=1, ident="ragbot",
         )
-        self._server = _DeadlineServer(wsgi_app, map={}, adj=adj)
+        if sock is None:
+            self._server = _DeadlineServer(wsgi_app, map={}, adj=adj)
+        else:  # a listening socket shared by several worker processes (bot/serve.py): each accepts from it
+            sockinfo = (sock.family, sock.type, sock.proto, sock.getsockname())
+            self._server = _DeadlineServer(wsgi_app, map={}, adj=adj, _sock=sock, bind_socket=False, sockinfo=sockinfo)
         self._server.read_timeout_s = read_timeout_s
         self._stop, self._serving, self._stopped = threading.Event(), threading.Event(), threading.Event()
 
@@ -199,6 +209,9 @@ class SlackHTTPServer:
         self._server.task_dispatcher.shutdown()
         wasyncore.close_all(self._server._map)
 
-def serve_http(app: App, host: str, port: int, signing_secret: str, max_body_bytes: int = 1 << 20, read_timeout_s: float = 10.0) -> SlackHTTPServer:
-    """The Slack HTTP endpoint for app on host:port (POST /slack/events, GET /healthz); call serve_forever()."""
-    return SlackHTTPServer(build_slack_wsgi(app, signing_secret, max_body_bytes), host, port, max_body_bytes, read_timeout_s)
+def serve_http(
+    app: App, host: str, port: int, signing_secret: str, max_body_bytes: int = 1 << 20, read_timeout_s: float = 10.0,
+    sock: socket.socket | None = None,
+) -> SlackHTTPServer:
+    """The Slack HTTP endpoint for app on host:port, or on an inherited listening sock (POST /slack/events, GET /healthz); call serve_forever()."""
+    return SlackHTTPServer(build_slack_wsgi(app, signing_secret, max_body_bytes), host, port, max_body_bytes, read_timeout_s, sock=sock)

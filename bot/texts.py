@@ -92,7 +92,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "ja": "索引済み: {sources} 件のソース、{chunks} 件のチャンク。回答方式: {mode}。このチャンネルの検索対象: {sets}。",
     },
     "status_space": {"en": "• {space}: {chunks} chunks ({model})", "ja": "• {space}: {chunks} チャンク（{model}）"},
-    "status_ingesting": {"en": "A re-ingest is running now.", "ja": "現在、再取り込みを実行中です。"},
+    "status_ingesting_by": {
+        "en": "A re-ingest started by <@{user}> is running ({seconds} s so far; {progress}).",
+        "ja": "<@{user}> さんが開始した再取り込みを実行中です（{seconds} 秒経過、{progress}）。",
+    },
 }
 
 

@@ -98,3 +98,44 @@ def chroma_server(tmp_path):
         yield port
     finally:
         stop_process(proc, log)
+
+
+def _in_ci() -> bool:
+    return bool(os.environ.get("RAGBOT_CI") or os.environ.get("CI"))
+
+
+def start_redis(workdir: Path, password: str | None = None) -> tuple[int, subprocess.Popen, object]:
+    """A real `redis-server` on 127.0.0.1 and a free port (nothing saved to disk); (port, process, log)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        if _in_ci():
+            pytest.fail("redis-server is not installed; .ci/run installs Debian's redis-server package")
+        pytest.skip("redis-server is not installed here (Debian: apt-get install redis-server); CI installs and runs it")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = open(workdir / "redis.log", "wb")
+    args = [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    if password:
+        args += ["--requirepass", password]
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("redis-server did not start: " + (workdir / "redis.log").read_text(errors="replace")[-2000:])
+            time.sleep(0.05)
+    return port, proc, log
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """redis://127.0.0.1:PORT/0 of a real redis-server for this test module; stopped at its end."""
+    port, proc, log = start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_process(proc, log)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from bot.cli import main
-from bot.feedback import Feedback, FeedbackStore
+from dataclasses import asdict
+
+from bot.feedback import Feedback
 
 
 def test_serve_slack_names_the_missing_token(tmp_path, monkeypatch, capsys):
@@ -22,11 +24,17 @@ def test_serve_slack_names_the_missing_token(tmp_path, monkeypatch, capsys):
     assert "SLACK_APP_TOKEN is not set" in capsys.readouterr().err
 
 
-def test_feedback_lists_votes(tmp_path, monkeypatch, capsys):
+def test_feedback_lists_votes_of_an_old_feedback_jsonl_imported_once(tmp_path, monkeypatch, capsys):
+    """An earlier version's feedback.jsonl shows in `ragbot feedback`, and is not counted twice on the next run."""
     monkeypatch.setenv("RAGBOT_DATA_DIR", str(tmp_path))
-    store = FeedbackStore(tmp_path)
-    store.record(Feedback(True, "U1", "slack", "C1", "Who can re-ingest?", "Admins [1].", [{"n": 1, "source": "/d/faq.md"}]))
-    store.record(Feedback(False, "U2", "slack", "C1", "Holidays?", "No idea."))
+    old = [
+        Feedback(True, "U1", "slack", "C1", "Who can re-ingest?", "Admins [1].", [{"n": 1, "source": "/d/faq.md"}], at=1.0),
+        Feedback(False, "U2", "slack", "C1", "Holidays?", "No idea.", at=2.0),
+    ]
+    (tmp_path / "feedback.jsonl").write_text("".join(json.dumps(asdict(v)) + "\n" for v in old) + "not json\n", encoding="utf-8")
+    assert main(["feedback"]) == 0
+    out = capsys.readouterr().out
+    assert "2 vote(s): 1 helpful, 1 not helpful" in out and "faq.md" in out
     assert main(["feedback"]) == 0
     out = capsys.readouterr().out
     assert "2 vote(s): 1 helpful, 1 not helpful" in out and "faq.md" in out

@@ -26,7 +26,7 @@ from bot.discord_format import (
     reply_payloads,
     split_message,
 )
-from bot.feedback import FeedbackStore
+from bot.state import MemoryState
 from rag.citations import Citation
 from rag.records import Locator
 from tests.discord_fakes import (
@@ -60,7 +60,7 @@ class Harness:
         self.calls = []
         self.failures = Failures()
         self.answerer = answerer or FakeAnswerer()
-        self.feedback = FeedbackStore(tmp_path)
+        self.feedback = MemoryState()
         self.config = discord_config or DiscordConfig(admins=[ADMIN], admin_roles=[ADMIN_ROLE], channels={HR_CHANNEL_ID: ["hr"]})
         self.core = BotCore(
             self.answerer, bot or BotConfig(), self.feedback, channel_sets={str(k): v for k, v in self.config.channels.items()},
@@ -184,13 +184,13 @@ def test_feedback_buttons_store_votes_like_slack(tmp_path):
     async def scenario(h):
         h.interaction(interaction_payload("ask", {"question": "How do admins re-ingest?"}))
         await h.settle()
-        answer_id = h.core._answers and next(iter(h.core._answers))
+        answer_id = next(iter(h.feedback._answers))  # the one answer kept for its buttons
         helpful, unhelpful = feedback_ids(answer_id)
         h.interaction(component_payload(helpful, user=11))
         h.interaction(component_payload(unhelpful, user=12))
 
     h = drive(tmp_path, scenario)
-    votes = h.feedback.read()
+    votes = h.feedback.read_feedback()
     assert sorted((v.user, v.helpful, v.platform) for v in votes) == [("11", True, "discord"), ("12", False, "discord")]
     assert votes[0].question == "How do admins re-ingest?" and votes[0].sources
     assert "Thanks for the feedback" in h.at(FOLLOWUP)[-1].content

@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import BotConfig, SlackConfig
 from bot.core import BotCore
-from bot.feedback import FeedbackStore
+from bot.state import MemoryState
 from bot.slack_app import build_slack_app, build_web_client
 from bot.slack_http import serve_http
 from tests.conftest import FAST_SPACES, fast_config
@@ -119,7 +119,7 @@ def test_chat_ingest_walk_follows_no_symlink_out_of_the_root_while_the_cli_does(
     config = fast_config(host / "data", bot={"ingest_paths": ["docs"]}, slack={"admins": ["UADMIN"], "stream_interval_s": 0})
     api = FakeSlackAPI()
     with open_knowledge_base(config) as kb:
-        core = build_bot_core(config, kb, FakeAnswerer(), admins=config.slack.admins)
+        core = build_bot_core(config, kb, FakeAnswerer(), MemoryState(), admins=config.slack.admins)
         app = build_slack_app(core, config.slack, build_web_client("xoxb-test", api.base_url), signing_secret=SECRET)
         server = serve_http(app, "127.0.0.1", 0, signing_secret=SECRET)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -300,7 +300,7 @@ class SlackServer:
         self.api = FakeSlackAPI()
         self.answerer = FakeAnswerer()
         slack = SlackConfig(admins=["UADMIN"], stream_interval_s=0)
-        self.core = BotCore(self.answerer, BotConfig(), FeedbackStore(tmp_path), status=lambda: {"sources": 3, "chunks": 42, "spaces": []})
+        self.core = BotCore(self.answerer, BotConfig(), MemoryState(), status=lambda: {"sources": 3, "chunks": 42, "spaces": []})
         app = build_slack_app(self.core, slack, build_web_client("xoxb-test", self.api.base_url), signing_secret=SECRET)
         self.server = SlackHTTPServer(build_slack_wsgi(app, SECRET, 1 << 20), "127.0.0.1", 0, 1 << 20, read_timeout_s, threads=threads)
         self.port = self.server.server_address[1]

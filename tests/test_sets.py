@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.config import BotConfig
 from bot.core import BotCore, IncomingMessage
-from bot.feedback import FeedbackStore
+from bot.state import MemoryState
 from bot.runtime import build_answerer, open_ingestor, open_knowledge_base
 from tests.conftest import FAST_SPACES, fast_config
 
@@ -32,7 +32,7 @@ def test_channel_mapped_to_one_set_never_gets_another_sets_passages(tmp_path):
         with open_ingestor(config, kb) as ingestor:
             ingestor.run([root])
         core = BotCore(
-            build_answerer(config, kb, model=None), BotConfig(default_sets=["default"]), FeedbackStore(tmp_path),
+            build_answerer(config, kb, model=None), BotConfig(default_sets=["default"]), MemoryState(),
             channel_sets={"CHR": ["hr"]},
         )
         try:

@@ -11,7 +11,7 @@ import pytest
 
 from bot.config import BotConfig, SlackConfig
 from bot.core import BotCore
-from bot.feedback import FeedbackStore
+from bot.state import MemoryState
 from bot.slack_app import build_slack_app, build_web_client
 from bot.slack_http import serve_http
 from bot.slack_format import FEEDBACK_HELPFUL, SHARE_ACTION
@@ -55,10 +55,10 @@ class FakeAnswerer:
 
 
 class Harness:
-    def __init__(self, tmp_path, answerer=None, bot=None, slack=None, run_ingest=None):
+    def __init__(self, tmp_path, answerer=None, bot=None, slack=None, run_ingest=None, state=None):
         self.api = FakeSlackAPI()
         self.answerer = answerer or FakeAnswerer()
-        self.feedback = FeedbackStore(tmp_path)
+        self.feedback = state if state is not None else MemoryState()
         slack = slack or SlackConfig(admins=["UADMIN"], channels={"CHR": ["hr"]}, stream_interval_s=0)
         self.core = BotCore(
             self.answerer, bot or BotConfig(), self.feedback, channel_sets=slack.channels, admins=slack.admins,
@@ -304,7 +304,7 @@ def test_feedback_is_stored_with_question_answer_and_sources(slack):
     answer_id = [e for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]][0]["value"]
     assert slack.action(FEEDBACK_HELPFUL, answer_id, user="U7")[0] == 200
     slack.api.wait_for("/response/1", 1, where=lambda p: "Thanks" in p.get("text", ""))
-    [vote] = slack.feedback.read()
+    [vote] = slack.feedback.read_feedback()
     assert vote.helpful and vote.user == "U7" and vote.question == "Who can re-ingest?"
     assert vote.answer.startswith("Admins run") and vote.sources[0]["url"] == "https://wiki.example.com/faq"
 

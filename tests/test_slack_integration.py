@@ -6,6 +6,7 @@ import pytest
 
 from bot.config import AppConfig
 from bot.runtime import build_answerer, build_bot_core, open_ingestor, open_knowledge_base
+from bot.state import MemoryState
 from bot.slack_app import build_slack_app, build_web_client
 from bot.slack_http import serve_http
 from tests.conftest import SAMPLES
@@ -23,7 +24,7 @@ def test_mention_answered_from_the_sample_corpus_with_sources(tmp_path, monkeypa
     with open_knowledge_base(config) as kb:
         with open_ingestor(config, kb) as ingestor:
             ingestor.run([SAMPLES])
-        core = build_bot_core(config, kb, build_answerer(config, kb, model=None))
+        core = build_bot_core(config, kb, build_answerer(config, kb, model=None), MemoryState())
         app = build_slack_app(core, config.slack, build_web_client("xoxb-test", api.base_url), signing_secret=SECRET)
         server = serve_http(app, "127.0.0.1", 0, signing_secret=SECRET)
         threading.Thread(target=server.serve_forever, daemon=True).start()

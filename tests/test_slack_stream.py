@@ -237,7 +237,7 @@ def test_native_thumbs_are_recorded_like_the_classic_buttons(tmp_path):
         for value, user in ((thumbs["positive_button"]["value"], "U7"), (thumbs["negative_button"]["value"], "U8")):
             assert thumbs_click(h, value, user) == 200
         assert h.api.wait_for("/response/1", 2, where=lambda p: "Thanks" in p.get("text", ""))
-        votes = h.feedback.read()
+        votes = h.feedback.read_feedback()
         assert [(v.user, v.helpful) for v in votes] == [("U7", True), ("U8", False)]
         assert votes[0].question == "What happens when I delete a file?"
         assert votes[0].answer.startswith("Its chunks are removed [1]") and votes[0].sources[0]["source"] == "/docs/faq.md"
@@ -354,9 +354,9 @@ def test_the_manifest_asks_for_the_assistant_view_scopes_and_events_the_app_hand
 
 def test_core_context_channel_only_chooses_among_the_asking_channels_sets(tmp_path):
     from bot.core import BotCore
-    from bot.feedback import FeedbackStore
+    from bot.state import MemoryState
 
-    core = BotCore(FakeAnswerer(), BotConfig(default_sets=["general", "eng"]), FeedbackStore(tmp_path),
+    core = BotCore(FakeAnswerer(), BotConfig(default_sets=["general", "eng"]), MemoryState(),
                    channel_sets={"CENG": ["eng"], "CHR": ["hr"], "DHR": ["hr", "general"]})
     try:
         assert core.sets_for("D1") == ["general", "eng"]
