@@ -91,8 +91,10 @@ class KnowledgeBase:
             self._keywords.add(space, [c.id for c in chunks], [c.indexed_text for c in chunks])
 
     def restore(self, space: str, chunks, vectors) -> None:
-        """Write chunks with vectors read from a store (an import); as write, the store gives them back bit for bit."""
-        self.write(space, chunks, vectors)
+        """Write chunks with vectors read from a store (an import): the store gives them back bit for bit."""
+        self.store.upsert(space, self.model_id(space), chunks, vectors, as_read=True)
+        if self._keywords is not None:
+            self._keywords.add(space, [c.id for c in chunks], [c.indexed_text for c in chunks])
 
     def delete(self, space: str, ids) -> None:
         """Remove chunks from a space and from the keyword index."""

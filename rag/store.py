@@ -226,17 +226,19 @@ class VectorStore:
             return 1000
 
     @_server_errors
-    def upsert(self, space: str, model_id: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+    def upsert(self, space: str, model_id: str, chunks: Sequence[Chunk], vectors: np.ndarray, as_read: bool = False) -> None:
         """Write chunks and their vectors, in batches Chroma accepts; existing ids are replaced.
 
-        Each vector reads back bit for bit as given (see cosine_preimage), so a vector read from
-        a store and written again (a re-ingest re-using it, an import) never drifts.
+        as_read: the vectors were read from a store (an export), and must read back bit for bit
+        (see cosine_preimage; not the default: for fresh vectors the search costs ~10x more and
+        finds an exact write for only ~90% of them).
         """
         if not chunks:
             return
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk expected")
-        vectors = cosine_preimage(vectors)
+        if as_read:
+            vectors = cosine_preimage(vectors)
         collection = self._ensure(space, model_id, vectors.shape[1])
         unique: dict[str, int] = {}
         for i, chunk in enumerate(chunks):
@@ -286,8 +288,12 @@ class VectorStore:
             offset += step
 
     @_server_errors
-    def vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
-        """Stored indexed text (context line + text) and vector of the given ids that exist, for re-use."""
+    def vectors(self, space: str, ids: Sequence[str], to_rewrite: bool = False) -> dict[str, tuple[str, np.ndarray]]:
+        """Stored indexed text (context line + text) and vector of the given ids that exist, for re-use.
+
+        to_rewrite: give instead the vector to write so that the store keeps exactly the one it holds
+        (a re-ingest re-using it: written back as read it would drift by an ulp; see cosine_preimage).
+        """
         collection = self._get(space)
         if collection is None or not ids:
             return {}
@@ -297,6 +303,9 @@ class VectorStore:
             got = collection.get(ids=list(ids[start : start + step]), include=["embeddings", "documents", "metadatas"])
             for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
                 out[cid] = (indexed_text(doc or "", meta), np.asarray(emb, dtype=np.float32))
+        if to_rewrite and out:
+            rewritten = cosine_preimage(np.stack([vec for _, vec in out.values()]))
+            out = {cid: (text, rewritten[i]) for i, (cid, (text, _)) in enumerate(out.items())}
         return out
 
     @_server_errors
@@ -395,8 +404,8 @@ class VectorStore:
 # write sends instead a vector w that this arithmetic turns into exactly the one given: per
 # component the nearest value a few ulps around it that reads back right under a norm N, for N
 # around the target's norm and then N = |w| until it holds still (w's own norm must be N). For
-# unit vectors, as every embedder here gives, one is found for every row tried; a row with none
-# found is written as it is (and reads back at most an ulp or so off, as before).
+# a vector read from a store one always exists (what was written) and, for unit vectors as every
+# embedder here gives, is found for every row tried; a row with none found is written as it is.
 _F32 = np.float32
 _STEPS = (0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6)
 
