@@ -440,7 +440,7 @@ class Ingestor:
         candidates: set[str] = {c.id for c in chunks}
         for source in set(sources):
             candidates |= self.manifest.chunk_ids(source).get(space, set())
-        reusable = {_text_hash(text): vec for text, vec in self.kb.stored_vectors(space, sorted(candidates)).values()}
+        reusable = {_text_hash(text): vec for text, vec in self.kb.reusable_vectors(space, sorted(candidates)).values()}
 
         vectors: list[np.ndarray | None] = [reusable.get(_text_hash(c.indexed_text)) for c in chunks]
         todo = [i for i, v in enumerate(vectors) if v is None]

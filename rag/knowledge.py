@@ -163,8 +163,14 @@ class KnowledgeBase:
         return self.store.passages(space, ids, where=where, vectors=vectors)
 
     def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
-        """Indexed text and vector of the given ids that a space holds (to re-use instead of embedding again)."""
+        """Indexed text and vector of the given ids that a space holds."""
         return self.store.vectors(space, ids)
+
+    def reusable_vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """Like stored_vectors, for re-use instead of embedding again: each vector is the one to write
+        back so that the store keeps exactly the vector it holds (written back as read, it would
+        drift by an ulp: see rag.store.cosine_preimage)."""
+        return self.store.vectors(space, ids, to_rewrite=True)
 
     def texts(self, space: str, ids: Iterable[str] | None = None):
         """Stored (ids, indexed texts) of a space, page by page: every chunk, or those of the given ids."""

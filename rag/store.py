@@ -237,7 +237,9 @@ class VectorStore:
     def upsert(self, space: str, model_id: str, chunks: Sequence[Chunk], vectors: np.ndarray, as_read: bool = False) -> None:
         """Write chunks and their vectors, in batches Chroma accepts; existing ids are replaced.
 
-        as_read: the vectors were read from a store (an export), and must read back bit for bit.
+        as_read: the vectors were read from a store (an export), and must read back bit for bit
+        (see cosine_preimage; not the default: for fresh vectors the search costs ~10x more and
+        finds an exact write for only ~90% of them).
         """
         if not chunks:
             return
@@ -294,8 +296,12 @@ class VectorStore:
             offset += step
 
     @_server_errors
-    def vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
-        """Stored indexed text (context line + text) and vector of the given ids that exist, for re-use."""
+    def vectors(self, space: str, ids: Sequence[str], to_rewrite: bool = False) -> dict[str, tuple[str, np.ndarray]]:
+        """Stored indexed text (context line + text) and vector of the given ids that exist, for re-use.
+
+        to_rewrite: give instead the vector to write so that the store keeps exactly the one it holds
+        (a re-ingest re-using it: written back as read it would drift by an ulp; see cosine_preimage).
+        """
         collection = self._get(space)
         if collection is None or not ids:
             return {}
@@ -305,6 +311,9 @@ class VectorStore:
             got = collection.get(ids=list(ids[start : start + step]), include=["embeddings", "documents", "metadatas"])
             for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
                 out[cid] = (indexed_text(doc or "", meta), np.asarray(emb, dtype=np.float32))
+        if to_rewrite and out:
+            rewritten = cosine_preimage(np.stack([vec for _, vec in out.values()]))
+            out = {cid: (text, rewritten[i]) for i, (cid, (text, _)) in enumerate(out.items())}
         return out
 
     @_server_errors
@@ -405,11 +414,16 @@ class VectorStore:
 
 # -- exact rewrites -------------------------------------------------------------------------
 # A cosine collection keeps each vector as hnswlib normalizes it (x * 1/|x|, the norm summed in
-# order in float32) and gives back that times |x|: often 1 ulp off what was written. Writing back
-# what was read (an export) would drift by that much at each copy, so `as_read` writes instead
-# a vector that this arithmetic turns into exactly the one read (found among a few ulps around
-# it; for unit vectors, as every embedder here gives, one is found for every row).
+# order in float32) with its norm, and gives back that times |x|: for about one vector in ten,
+# one or more components come back 1 ulp off what was written. Written back as read (a re-ingest
+# re-using stored vectors, an import), a vector would drift by that much at each copy, so every
+# write sends instead a vector w that this arithmetic turns into exactly the one given: per
+# component the nearest value a few ulps around it that reads back right under a norm N, for N
+# around the target's norm and then N = |w| until it holds still (w's own norm must be N). For
+# a vector read from a store one always exists (what was written) and, for unit vectors as every
+# embedder here gives, is found for every row tried; a row with none found is written as it is.
 _F32 = np.float32
+_STEPS = (0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6)
 
 
 def _norms(x: np.ndarray) -> np.ndarray:
@@ -430,32 +444,50 @@ def _ulps(x: np.ndarray, k: int) -> np.ndarray:
     return x
 
 
+def _solve(target: np.ndarray, candidates: list[np.ndarray], norm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per component, the nearest candidate that reads back as target under the given norms; and whether every one was found."""
+    best = target.copy()
+    found = np.zeros(target.shape, dtype=bool)
+    for cand in candidates:
+        hit = ~found & (_read_back(cand, norm) == target)
+        best[hit] = cand[hit]
+        found |= hit
+    return best, found.all(axis=1)
+
+
 def cosine_preimage(vectors: np.ndarray) -> np.ndarray:
     """Vectors that a cosine collection gives back as exactly `vectors` (rows with none found stay as they are)."""
     v = np.ascontiguousarray(vectors, dtype=_F32)
+    if v.ndim != 2 or not v.size:
+        return v
     out = v.copy()
     todo = np.flatnonzero(~(_read_back(v) == v).all(axis=1))
     if not len(todo):
         return out
     target = v[todo]
-    steps = (0, 1, -1, 2, -2, 3, -3)
-    candidates = [_ulps(target, k) for k in steps]
+    candidates = [_ulps(target, k) for k in _STEPS]
     base = _norms(target)
     open_rows = np.ones(len(todo), dtype=bool)
-    for j in steps:  # the norm the written vector should have, a few ulps around the target's
-        if not open_rows.any():
-            break
-        norm = _ulps(base, j)
-        best = target.copy()
-        found = np.zeros(target.shape, dtype=bool)
-        for cand in candidates:  # per component, the nearest value that reads back right
-            hit = ~found & (_read_back(cand, norm) == target)
-            best[hit] = cand[hit]
-            found |= hit
-        good = open_rows & found.all(axis=1)
+    following = base.copy()  # per row, the norm of its last attempt: a fixed point of N -> |w(N)| is a solution
+
+    def accept(best: np.ndarray, complete: np.ndarray) -> None:
+        good = open_rows & complete
         good[good] = (_read_back(best[good]) == target[good]).all(axis=1)
         out[todo[good]] = best[good]
-        open_rows &= ~good
+        open_rows[good] = False
+
+    for j in _STEPS[:7]:  # norms a few ulps around the target's
+        if not open_rows.any():
+            return out
+        best, complete = _solve(target, candidates, _ulps(base, j))
+        accept(best, complete)
+        following = np.where(complete, _norms(best), following)
+    for _ in range(8):  # then follow each row's own norm until it holds still
+        if not open_rows.any():
+            break
+        best, complete = _solve(target, candidates, following)
+        accept(best, complete)
+        following = np.where(complete, _norms(best), _ulps(following, -1))
     return out
 
 
