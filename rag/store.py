@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,62 @@ class StoredPage:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+_OTLP = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
+
+
+@contextmanager
+def _light_chromadb():
+    """Import chromadb and open a client without three costs nothing here uses (about 0.6 s of CPU).
+
+    - httpx's command-line client (`httpx._main`: rich, pygments), which httpx imports only if it can;
+    - the `overrides` package's signature checks (only chromadb uses it), which re-validate every
+      @override of chromadb's classes at each import with dis and typing walks: stand-ins that
+      return the method unchanged are used while chromadb loads its modules, then the name is released;
+    - the OTLP/gRPC span exporter, loaded only when a Chroma OpenTelemetry endpoint is configured
+      (ragbot turns telemetry off): a stand-in class imports it on first use.
+    A module the process already imported is used as is.
+    """
+    import importlib
+    import sys
+    import types
+
+    added: list[str] = []
+
+    def stand_in(name: str, module) -> None:
+        if name not in sys.modules:
+            sys.modules[name] = module
+            added.append(name)
+
+    stand_in("httpx._main", None)  # httpx then defines a `main` that says its CLI extras are missing
+    overrides = types.ModuleType("overrides")
+
+    def override(method=None, **_options):
+        return method if method is not None else (lambda m: m)
+
+    overrides.override = overrides.overrides = override
+    overrides.final = lambda method: method
+    overrides.EnforceOverrides = type("EnforceOverrides", (), {})
+    stand_in("overrides", overrides)
+
+    class OTLPSpanExporter:
+        def __new__(cls, *args, **kwargs):
+            if sys.modules.get(_OTLP) is exporter:
+                del sys.modules[_OTLP]
+            return importlib.import_module(_OTLP).OTLPSpanExporter(*args, **kwargs)
+
+    exporter = types.ModuleType(_OTLP)
+    exporter.OTLPSpanExporter = OTLPSpanExporter
+    stand_in(_OTLP, exporter)
+    try:
+        import chromadb
+
+        yield chromadb
+    finally:
+        for name in added:
+            if name == "overrides" and sys.modules.get(name) is overrides:
+                del sys.modules[name]  # a later import gets the real package
 
 
 def _client_settings():
@@ -96,8 +153,11 @@ class VectorStore:
     @classmethod
     def open(cls, config: StoreConfig, data_dir: Path) -> VectorStore:
         """Open the configured store: lock and open the embedded folder, or connect to a server."""
-        import chromadb
+        with _light_chromadb() as chromadb:
+            return cls._connect(chromadb, config, data_dir)
 
+    @classmethod
+    def _connect(cls, chromadb, config: StoreConfig, data_dir: Path) -> VectorStore:
         if config.mode == "server":
             token = config.secret_value("auth_token")
             headers = {"Authorization": f"Bearer {token}"} if token else None

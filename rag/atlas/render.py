@@ -6,6 +6,7 @@ import html
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from rag.atlas.builder import MapLayer, link_layers
 from rag.atlas.clustering import NOISE
+from rag.citations import is_trusted_url
 from rag.lang import detect_lang
 from rag.records import Locator
 
@@ -27,13 +29,14 @@ OTHER_COLOR = "#9aa0a6"
 NOISE_COLOR = "#c8c8c8"
 
 
-def source_href(source: str, metadata: dict) -> str | None:
-    """Where a click on a point goes: its URL, or its file as a file:// URI; None otherwise."""
+def source_href(source: str, metadata: dict, trusted_urls: Iterable[str] = ()) -> str | None:
+    """Where a click on a point goes: its URL when answer.trusted_urls vouches for it (as in answers),
+    or its file as a file:// URI; None otherwise (an untrusted web address is not a link)."""
     url = metadata.get("url")
     if isinstance(url, str) and url.startswith(("http://", "https://")):
-        return url
+        return url if is_trusted_url(url, trusted_urls) else None
     if source.startswith(("http://", "https://")):
-        return source
+        return source if is_trusted_url(source, trusted_urls) else None
     path = Path(source)
     if path.is_absolute():
         return path.as_uri()
@@ -93,7 +96,9 @@ def _excerpt(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def layer_payload(layer: MapLayer, values: list[str], colours: dict[str, str], excerpt_chars: int) -> dict:
+def layer_payload(
+    layer: MapLayer, values: list[str], colours: dict[str, str], excerpt_chars: int, trusted_urls: Iterable[str] = ()
+) -> dict:
     """The JSON a panel of the page draws from: columns of numbers and strings."""
     recs = layer.records
     categories: list[str] = []
@@ -115,7 +120,7 @@ def layer_payload(layer: MapLayer, values: list[str], colours: dict[str, str], e
         if key not in source_index:
             source_index[key] = len(sources)
             sources.append(source)
-            hrefs.append(source_href(source, m))
+            hrefs.append(source_href(source, m, trusted_urls))
         src_idx.append(source_index[key])
     xy = layer.projection.xy
     nbr = layer.projection.neighbors
@@ -149,12 +154,14 @@ def render_html(
     excerpt_chars: int = 240,
     title: str | None = None,
     linked: bool | None = None,
+    trusted_urls: Iterable[str] = (),
 ) -> tuple[str, str | None]:
     """The page: one panel per layer, side by side; and any note.
 
     Two layers are linked (hover and selection follow the same chunk) when they are a
     comparison of one corpus (`linked`, by default when there are exactly two); the panels of
-    a store's different spaces hold different chunks and are not.
+    a store's different spaces hold different chunks and are not. A point's web address opens
+    on click only when trusted_urls (answer.trusted_urls) vouches for it, as in answers.
     """
     if not layers:
         raise ValueError("at least one layer")
@@ -162,7 +169,7 @@ def render_html(
     color_by, note = effective_color_by(layers, color_by)
     values = [category_values(layer, color_by) for layer in layers]
     palettes = _palette(values, shared=color_by != "cluster")
-    panels = [layer_payload(layer, v, p, excerpt_chars) for layer, v, p in zip(layers, values, palettes)]
+    panels = [layer_payload(layer, v, p, excerpt_chars, trusted_urls) for layer, v, p in zip(layers, values, palettes)]
     if linked and len(layers) == 2:
         a_to_b, b_to_a = link_layers(layers[0], layers[1])
         panels[0]["partner"] = a_to_b.tolist()
