@@ -58,6 +58,7 @@ import numpy as np
 
 from rag.config import KeywordConfig
 from rag.lang import CJK, CJK_RUN, ENGLISH_STOPWORDS, SUDACHI_MAX_CHARS, sudachi_morphemes
+from rag.store import server_errors
 
 logger = logging.getLogger(__name__)
 
@@ -566,30 +567,6 @@ class LocalKeywordIndex(_Searching):
             return self._all
 
 
-def _server_errors(method):
-    """A lost Chroma server becomes one StoreUnavailableError naming it and the fix, as the store's own calls do."""
-    import functools
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        from rag.errors import RagError, StoreUnavailableError
-        from rag.store import _is_connection_error
-
-        try:
-            return method(self, *args, **kwargs)
-        except RagError:
-            raise
-        except Exception as exc:
-            if not _is_connection_error(exc):
-                raise
-            raise StoreUnavailableError(
-                f"Lost the Chroma server at {self.location} ({type(exc).__name__}) while writing the keyword index. "
-                "Start it again (`chroma run ...`) and re-run the command; an interrupted ingest converges on the next run."
-            ) from exc
-
-    return wrapper
-
-
 HEAD_ID = "~head"  # the record every writer bumps: generation, epoch, analysis
 _NO_VECTOR = [0.0]  # Chroma wants a vector per record (else it embeds the document with a downloaded model)
 
@@ -642,6 +619,12 @@ class SharedKeywordIndex(_Searching):
         self._checked = -math.inf  # monotonic time of the last head check
         self._purged = 0
         self.stats = Counter()  # head checks, pulls, rows pulled, loads (for benchmarks and tests)
+
+    def _lost_server(self, exc: BaseException) -> str:
+        return (
+            f"Lost the Chroma server at {self.location} ({type(exc).__name__}) while writing the keyword index. "
+            "Start it again (`chroma run ...`) and re-run the command; an interrupted ingest converges on the next run."
+        )
 
     def close(self) -> None:
         """Forget the loaded state (the records stay in the server)."""
@@ -817,21 +800,21 @@ class SharedKeywordIndex(_Searching):
                 if self._loaded and epoch == self._epoch:  # this process sees its own writes at once
                     self._apply([((space, cid), gone, "" if gone else tok, gen) for cid, tok in zip(part, toks)])
 
-    @_server_errors
+    @server_errors
     def add(self, space: str, ids: Sequence[str], texts: Sequence[str]) -> None:
         """Index chunks (an existing id is replaced); every process takes them in at its next refresh."""
         ids = list(ids)
         if ids:
             self._write(space, ids, [_token_string(self.analyzer, text) for text in texts], gone=False)
 
-    @_server_errors
+    @server_errors
     def delete(self, space: str, ids: Iterable[str]) -> None:
         """Remove chunks (tombstones, so other processes learn of it; missing ids are ignored)."""
         ids = list(ids)
         if ids:
             self._write(space, ids, [""] * len(ids), gone=True)
 
-    @_server_errors
+    @server_errors
     def _new_epoch(self, where: dict) -> None:
         with self._lock:
             gen, _ = self._stamp()

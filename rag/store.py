@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -117,8 +116,12 @@ def _is_connection_error(exc: BaseException) -> bool:
     return False
 
 
-def _server_errors(method):
-    """In server mode, a lost connection becomes one StoreUnavailableError naming the server and the fix."""
+def server_errors(method):
+    """A lost Chroma server becomes one StoreUnavailableError naming it and the fix.
+
+    For any object with `_lost_server(exc) -> str | None`: the message, or None to let the
+    error through (not server mode). The vector store and the shared keyword index use it.
+    """
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
@@ -127,16 +130,13 @@ def _server_errors(method):
         except RagError:
             raise
         except Exception as exc:
-            if self._config.mode != "server" or not _is_connection_error(exc):
+            message = self._lost_server(exc) if _is_connection_error(exc) else None
+            if message is None:
                 raise
-            cfg = self._config
-            raise StoreUnavailableError(
-                f"Lost the Chroma server at {self.location} ({type(exc).__name__}). Start it again "
-                f"(`chroma run --host {cfg.host} --port {cfg.port} --path DIR`) and re-run the command; "
-                "an interrupted ingest converges on the next run."
-            ) from exc
+            raise StoreUnavailableError(message) from exc
 
     return wrapper
+
 
 
 class VectorStore:
@@ -148,6 +148,16 @@ class VectorStore:
         self.location = location
         self._lock = lock
         self._collections: dict[str, object] = {}
+
+    def _lost_server(self, exc: BaseException) -> str | None:
+        if self._config.mode != "server":
+            return None
+        cfg = self._config
+        return (
+            f"Lost the Chroma server at {self.location} ({type(exc).__name__}). Start it again "
+            f"(`chroma run --host {cfg.host} --port {cfg.port} --path DIR`) and re-run the command; "
+            "an interrupted ingest converges on the next run."
+        )
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -222,7 +232,7 @@ class VectorStore:
         self._collections[space] = collection
         return collection
 
-    @_server_errors
+    @server_errors
     def space_info(self, space: str) -> dict | None:
         """The model and dimension a space was built with, and its chunk count; None if absent."""
         collection = self._get(space)
@@ -260,7 +270,7 @@ class VectorStore:
             )
         return collection
 
-    @_server_errors
+    @server_errors
     def drop_space(self, space: str) -> None:
         """Delete a space's collection (used by --rebuild)."""
         self._collections.pop(space, None)
@@ -269,14 +279,14 @@ class VectorStore:
         except Exception:
             logger.debug("no collection to drop for space %s", space)
 
-    @_server_errors
+    @server_errors
     def spaces(self) -> list[str]:
         """Spaces that have a collection in this store."""
         prefix = self._config.collection_prefix + "_"
         names = [c if isinstance(c, str) else c.name for c in self._client.list_collections()]
         return sorted(n[len(prefix) :] for n in names if n.startswith(prefix))
 
-    @_server_errors
+    @server_errors
     def side_collection(self, name: str):
         """A collection beside the spaces' (`<prefix>-<name>`, never taken for a space), created when absent.
 
@@ -293,7 +303,7 @@ class VectorStore:
         except Exception:
             return 1000
 
-    @_server_errors
+    @server_errors
     def upsert(self, space: str, model_id: str, chunks: Sequence[Chunk], vectors: np.ndarray, as_read: bool = False) -> None:
         """Write chunks and their vectors, in batches Chroma accepts; existing ids are replaced.
 
@@ -322,7 +332,7 @@ class VectorStore:
                 metadatas=[chunk_metadata(chunks[i]) for i in part],
             )
 
-    @_server_errors
+    @server_errors
     def delete(self, space: str, ids: Iterable[str]) -> None:
         """Remove chunks by id (missing ids are ignored)."""
         collection = self._get(space)
@@ -334,13 +344,13 @@ class VectorStore:
             collection.delete(ids=ids[start : start + step])
 
     # -- reads ---------------------------------------------------------------------------
-    @_server_errors
+    @server_errors
     def count(self, space: str) -> int:
         """Chunks in a space (0 when it has no collection)."""
         collection = self._get(space)
         return collection.count() if collection is not None else 0
 
-    @_server_errors
+    @server_errors
     def ids(self, space: str) -> set[str]:
         """Every chunk id in a space."""
         collection = self._get(space)
@@ -355,7 +365,7 @@ class VectorStore:
                 return found
             offset += step
 
-    @_server_errors
+    @server_errors
     def vectors(self, space: str, ids: Sequence[str], to_rewrite: bool = False) -> dict[str, tuple[str, np.ndarray]]:
         """Stored indexed text (context line + text) and vector of the given ids that exist, for re-use.
 
@@ -376,7 +386,7 @@ class VectorStore:
             out = {cid: (text, rewritten[i]) for i, (cid, (text, _)) in enumerate(out.items())}
         return out
 
-    @_server_errors
+    @server_errors
     def passages(
         self, space: str, ids: Sequence[str], where: dict | None = None, vectors: bool = True
     ) -> dict[str, tuple[Passage, np.ndarray | None]]:
@@ -444,7 +454,7 @@ class VectorStore:
                 return
             offset += step
 
-    @_server_errors
+    @server_errors
     def _query(self, space: str, vector: np.ndarray, k: int, where: dict | None, include: list[str]) -> dict | None:
         collection = self._get(space)
         if collection is None or k <= 0:
