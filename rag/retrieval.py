@@ -319,7 +319,7 @@ class Retriever:
                 judges[cid] = self.judge.space_of(p, found.lang, found.vectors, found.seen[cid])
         for space, ids in _by_space([(space, cid) for cid, space in judges.items()]).items():
             self._cosines(found, space, ids)
-        terms = self.kb.keywords.chunk_terms([cid for cid in judges], found.terms) if found.terms else {}
+        shares = self._shares(found, list(judges))
         out = []
         for cid, score in window:
             p = found.passages.get(cid)
@@ -330,16 +330,21 @@ class Retriever:
             if cosine is None:  # not in the judging space (a store ingested with other routing): where it was found
                 space = found.seen[cid]
                 cosine = found.scores.get((space, cid), 0.0)
-            share = self.kb.keywords.share(found.terms, terms.get(cid, set())) if found.terms else 0.0
-            out.append((_scored(p, score, space, cosine), self.judge.relevant(space, cosine, share)))
+            out.append((_scored(p, score, space, cosine), self.judge.relevant(space, cosine, shares.get(cid, 0.0))))
         return out
 
     def evidence(self, question: str, depth: int = 10, lang: str | None = None) -> list[tuple[Passage, float]]:
         """The first depth fused passages with the cosine and keyword share the decision reads (calibration)."""
         found = self.candidates(question, lang=lang)
         judged = self._judged(found, self.fused(found)[:depth])
-        terms = self.kb.keywords.chunk_terms([p.id for p, _ in judged], found.terms) if found.terms else {}
-        return [(p, self.kb.keywords.share(found.terms, terms.get(p.id, set())) if found.terms else 0.0) for p, _ in judged]
+        shares = self._shares(found, [p.id for p, _ in judged])
+        return [(p, shares.get(p.id, 0.0)) for p, _ in judged]
+
+    def _shares(self, found: Candidates, ids: list[str]) -> dict[str, float]:
+        """Per chunk id, the keyword evidence for the question (the share of its rare-term weight held)."""
+        if not found.terms or not ids:
+            return {}
+        return self.kb.keywords.shares(found.terms, self.kb.keywords.chunk_terms(ids, found.terms))
 
     # -- what callers use ------------------------------------------------------------------
     def judged(

@@ -127,6 +127,10 @@ def test_in_place_updates_rank_as_a_fresh_build():
             if b == 0.0:  # no length normalisation: the scores are exactly a fresh build's
                 assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
         assert matrix.n == fresh.n and all(matrix.idf_of(t) == pytest.approx(fresh.idf_of(t)) for t in vocab)
+        ids = sorted(set(docs) | set(current)) + ["c999"]  # every chunk, changed, removed, added since, and one never seen
+        for q in range(20):  # the relevance decision asks which question terms each candidate holds
+            terms = rng.sample(vocab, 4)
+            assert matrix.terms_of_many(ids, terms) == {cid: set(terms) & set(current.get(cid, ())) for cid in ids}
 
 
 def test_local_index_follows_writes_without_a_rebuild():
