@@ -16,12 +16,15 @@ continues on any worker, one admin re-ingest runs at a time. The vectors must be
 embedded Chroma is single-process, so several workers need `chroma run` (store.mode: server).
 A worker that dies is started again; Ctrl-C or SIGTERM stops them all.
 
-Discord allows one gateway connection per bot token: `serve discord` is one process; it
-shares the state store with the Slack workers.
+Discord allows one gateway connection per bot token: `serve discord` is one process, and it
+holds a lock in the state store while connected, so a second `serve discord` with the same token
+(on this host with sqlite state, on any host with redis) is refused with the holder's host:pid.
+It shares the state store with the Slack workers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -212,10 +215,16 @@ def serve_discord(config) -> None:
     """Answer in Discord: one gateway connection (one process per bot token), sharing the state store."""
     from bot.discord_app import build_discord_client
     from bot.runtime import build_answerer, build_bot_core, open_bot_state, open_knowledge_base, prepare_for_serving
+    from bot.state import exclusive
 
     token = require_secret(config.discord, "token", "Set it to the bot token (Developer Portal > your application > Bot > Reset Token)", "Discord")
     dc = config.discord
-    with open_bot_state(config) as state, open_knowledge_base(config) as kb:
+    gateway = "discord-gateway:" + hashlib.sha256(token.encode()).hexdigest()[:16]  # names the token without holding it
+    with (
+        open_bot_state(config) as state,
+        exclusive(state, gateway, "The Discord gateway connection for this bot token"),
+        open_knowledge_base(config) as kb,
+    ):
         answerer = build_answerer(config, kb)
         core = build_bot_core(
             config, kb, answerer, state, admins=[str(a) for a in dc.admins], admin_roles=[str(r) for r in dc.admin_roles],

@@ -149,6 +149,58 @@ def held(state: StateStore, name: str, ttl_s: float = 120.0, wait_s: float = 60.
             state.release_lock(name, token)
 
 
+class HeldElsewhereError(RagError):
+    """A named lock another process holds (and keeps refreshing)."""
+
+
+@contextmanager
+def exclusive(state: StateStore, name: str, what: str, ttl_s: float = 60.0) -> Iterator[None]:
+    """Hold a named lock for as long as the block runs, refreshed in the background; refuse if held.
+
+    For work that must run in one process only across everything sharing the state store (one
+    Discord gateway connection per bot token). A holder that dies without releasing it frees it
+    after ttl_s. Raises HeldElsewhereError naming the holder (host:pid) and the fix.
+    """
+    info = {"holder": holder_name(), "since": time.time()}
+    token = state.try_lock(name, info, ttl_s)
+    if token is None:
+        other = state.lock_info(name) or {}
+        since = other.get("since")
+        held_for = f", for {time.time() - since:.0f} s" if isinstance(since, (int, float)) else ""
+        raise HeldElsewhereError(
+            f"{what} is already held by {other.get('holder', 'another process')}{held_for}. Stop that process first "
+            f"(if it died without stopping, its hold lapses within {ttl_s:g} s)."
+        )
+    stop = threading.Event()
+
+    def keep() -> None:
+        nonlocal token
+        while not stop.wait(ttl_s / 3):
+            try:
+                if state.refresh_lock(name, token, info, ttl_s):
+                    continue
+                retaken = state.try_lock(name, info, ttl_s)  # lapsed while this process was stalled
+            except RagError as exc:
+                logger.warning("could not refresh the hold on %s: %s", what, exc)
+                continue
+            if retaken is None:
+                logger.error("lost the hold on %s to %s", what, (state.lock_info(name) or {}).get("holder", "another process"))
+            else:
+                token = retaken
+
+    keeper = threading.Thread(target=keep, name=f"hold-{name}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join(timeout=5)
+        try:
+            state.release_lock(name, token)
+        except RagError as exc:
+            logger.warning("could not release the hold on %s: %s", what, exc)
+
+
 def holder_name() -> str:
     """host:pid of this process, for lock info."""
     return f"{socket.gethostname()}:{os.getpid()}"

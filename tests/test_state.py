@@ -9,6 +9,7 @@ shows in an error, a log line or `ragbot config`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -23,7 +24,17 @@ from bot.config import AppConfig, BotConfig
 from bot.core import BotCore
 from bot.feedback import Feedback
 from bot.slack_format import FEEDBACK_HELPFUL
-from bot.state import MemoryState, RedisState, SQLiteState, StateError, StateStore, open_state
+from bot.state import (
+    HeldElsewhereError,
+    MemoryState,
+    RedisState,
+    SQLiteState,
+    StateError,
+    StateStore,
+    exclusive,
+    holder_name,
+    open_state,
+)
 from rag.conversation import Turn
 from tests.conftest import start_redis, stop_process
 from tests.slack_fakes import event_body
@@ -401,3 +412,38 @@ def test_several_workers_on_an_embedded_store_are_refused_with_the_fix(tmp_path,
     assert main(["serve", "slack", "--mode", "http", "--workers", "2"]) == 1
     err = capsys.readouterr().err
     assert "embedded Chroma is single-process" in err and "chroma run" in err and "store.mode: server" in err
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_second_process_cannot_take_a_hold_until_the_first_lets_go(kind, tmp_path, request):
+    """One Discord gateway per token: the second holder is refused with the first's host:pid, even past the TTL."""
+    opener = _shared(kind, tmp_path, request)
+    a, b = opener(), opener()
+    try:
+        with exclusive(a, "gw:test", "The gateway", ttl_s=1.5):
+            time.sleep(2.5)  # past the TTL: the holder keeps refreshing it
+            with pytest.raises(HeldElsewhereError) as refused:
+                with exclusive(b, "gw:test", "The gateway", ttl_s=1.5):
+                    pass
+            assert holder_name() in str(refused.value) and "Stop that process first" in str(refused.value)
+        with exclusive(b, "gw:test", "The gateway", ttl_s=1.5):  # released on exit
+            assert a.try_lock("gw:test", {}, 1.5) is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_serve_discord_refuses_a_second_gateway_for_the_same_token(tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+
+    monkeypatch.setenv("RAGBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DISCORD_TOKEN", "discord-secret-token")
+    other = SQLiteState(tmp_path / "state.sqlite")
+    name = "discord-gateway:" + hashlib.sha256(b"discord-secret-token").hexdigest()[:16]
+    assert other.try_lock(name, {"holder": "otherhost:4242", "since": time.time()}, 60) is not None
+    try:
+        assert main(["serve", "discord"]) == 1
+        err = capsys.readouterr().err
+        assert "already held by otherhost:4242" in err and "discord-secret-token" not in err
+    finally:
+        other.close()
