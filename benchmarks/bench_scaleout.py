@@ -13,7 +13,7 @@ loopback Web API of the Slack benchmark, requests signed as Slack signs them.
    a feedback click on B for an answer A posted (and the same click again on A): one vote;
 4. keyword refresh: worker B restarted with a keyword-only retrieval config, then an admin
    /ragbot-ingest through A adds a file with a made-up word; time until /ask through B cites
-   it (this depends on the shared keyword channel of issue #12 item 2).
+   it (B follows A's write through the shared keyword channel in the Chroma server).
 
     python benchmarks/bench_scaleout.py [--events 400] [--concurrency 50] [--retries 40] [--no-write]
 
@@ -374,8 +374,8 @@ def main() -> None:
         f"({r['turns']} turns stored; the follow-up searched as \"{r['second_standalone']}\") |",
         f"| a feedback click on B for an answer A posted (clicked again on A) | recorded once | {len(results['votes'])} vote(s) |",
         f"| admin `/ragbot-ingest` through A adds a file with a made-up word; time until `/ask` through B (keyword-only "
-        f"retrieval, started before the ingest) cites it | < 5 s | {found} (ingest {kw['ingest_s']:.1f} s); needs the shared "
-        f"keyword channel of #12 item 2 |",
+        f"retrieval, started before the ingest) cites it | < 5 s | {found} (ingest {kw['ingest_s']:.1f} s; B follows through the shared "
+        f"keyword channel in the Chroma server) |",
         END,
     ])
     print(text)
