@@ -11,11 +11,15 @@ gives the English-only figure. Also measured: the cost of (re)building the keywo
 an ingest, and of indexing the chunks' words.
 
     python benchmarks/bench_latency.py [--sizes 10000,100000] [--queries 200]
+
+`--store-dir DIR` keeps each size's store in DIR/<size>-<spaces> and re-uses it on the next run
+(the write and BM25-matrix columns are then those of the first run; the query figures are new).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -63,25 +67,36 @@ def synthetic(n: int, dim: int, seed: int = 0):
     return texts, vectors
 
 
-def bench(n: int, queries: int, embedders: dict) -> dict:
+def bench(n: int, queries: int, embedders: dict, store_dir: Path | None = None) -> dict:
     config = AppConfig()
-    work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    if store_dir is None:
+        work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    else:
+        work = store_dir / f"{n}-{'-'.join(embedders)}"
+        work.mkdir(parents=True, exist_ok=True)
+    built = work / "built.json"
     try:
         store = VectorStore.open(StoreConfig(path=str(work / "chroma")), work)
         keywords = LocalKeywordIndex(work / "keywords.sqlite", config.retrieval.keyword)
         kb = KnowledgeBase(config.embedding, store, embedders=embedders, retrieval=config.retrieval, keywords=keywords)
-        texts, vectors = synthetic(n, 384)
-        started = time.perf_counter()
-        step = 5000
-        for i in range(0, n, step):
-            chunks = [Chunk(f"c{j}", texts[j], f"/synthetic/{j // 10}.md", Locator(), {"ordinal": j % 10}) for j in range(i, min(i + step, n))]
-            for space in embedders:
-                kb.write(space, chunks, vectors[i : i + step])
-        write_s = time.perf_counter() - started
-        started = time.perf_counter()
-        keywords._all = None
-        keywords.warm()
-        matrix_s = time.perf_counter() - started
+        if built.exists():  # kept from an earlier run (--store-dir)
+            write_s, matrix_s = json.loads(built.read_text())
+            keywords.warm()
+        else:
+            texts, vectors = synthetic(n, 384)
+            started = time.perf_counter()
+            step = 5000
+            for i in range(0, n, step):
+                chunks = [Chunk(f"c{j}", texts[j], f"/synthetic/{j // 10}.md", Locator(), {"ordinal": j % 10}) for j in range(i, min(i + step, n))]
+                for space in embedders:
+                    kb.write(space, chunks, vectors[i : i + step])
+            write_s = time.perf_counter() - started
+            started = time.perf_counter()
+            keywords._all = None
+            keywords.warm()
+            matrix_s = time.perf_counter() - started
+            if store_dir is not None:
+                built.write_text(json.dumps([write_s, matrix_s]))
         # questions sprinkled with corpus words so BM25 has hits to fuse
         rng = np.random.default_rng(1)
         qs = [f"{QUESTIONS[i % len(QUESTIONS)]} w{rng.integers(0, 3000)} w{rng.integers(0, 3000)}" for i in range(queries)]
@@ -102,7 +117,8 @@ def bench(n: int, queries: int, embedders: dict) -> dict:
             "bm25_matrix_s": round(matrix_s, 2),
         }
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if store_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -111,11 +127,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--spaces", default="en,ja", help="spaces every chunk is written to (en,ja: the bilingual default)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--store-dir", type=Path, help="keep the synthetic stores here and re-use them (iterating)")
     args = parser.parse_args()
     embedders = {space: build_embedder(AppConfig().embedding.spaces[space]) for space in args.spaces.split(",")}
     for embedder in embedders.values():
         embedder.embed_query("warm up")
-    rows = [bench(int(n), args.queries, embedders) for n in args.sizes.split(",")]
+    rows = [bench(int(n), args.queries, embedders, args.store_dir) for n in args.sizes.split(",")]
     start = START if args.spaces == "en" else "<!-- latency-bilingual:start -->"
     lines = [
         start,

