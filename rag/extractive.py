@@ -289,15 +289,15 @@ def _fit(question: str, sentence: str) -> float:
 
 _WHY = re.compile(r"\s*(why|what for|for what reason)\b", re.IGNORECASE)
 _BECAUSE = re.compile(r"\b(because|so that|which is why|that's why|that is why|the reason|in order to|otherwise)\b", re.IGNORECASE)
-REASON_FIT = 1.0
+REASON_FIT = 1.4  # a "why" question: a sentence that gives a reason ("because", "which is why") weighs more
 
 
 OTHER_LANGUAGE_FIT = 0.5
 INTRO_LINE_FIT = 0.7
 MEANING_CANDIDATES = 24  # sentences scored by meaning per answer (the best by shared words and rank)
 MEANING_WEIGHT = 0.2  # share of a sentence's match score that comes from meaning rather than shared words
-PROMPT_MEANING_WEIGHT = 0.2
-PROMPT_WEIGHT = 0.5  # share of its prompt's match a sentence right after it gets (halved for the next, and so on)
+PROMPT_MEANING_WEIGHT = 0.5  # a prompt is a question or heading: its meaning is compared question to question
+PROMPT_WEIGHT = 0.8  # share of its prompt's match a sentence right after it gets (halved for the next, and so on)
 
 
 def _meaning(question, passages, texts: list[tuple[int, str]], similarity: Similarity | None) -> list[float] | None:
