@@ -3,9 +3,16 @@
 Sentences are scored by idf-weighted term overlap with the question (words for Latin
 script, character bigrams for Japanese, which has no spaces) and, when the answerer has an
 embedding model at hand, by meaning (cosine between the question and the sentence in the
-passage's own space), plus a bonus for the passage's rank. Transcript text is first cut at
-speaker turns, and backchannel and filler turns ("Mm-hmm", "Right, right.") are never quoted;
-long unpunctuated speech is cut into pieces and no bullet runs past MAX_QUOTE_CHARS.
+passage's own space), plus a bonus for the passage's rank. A sentence also gets part of the
+match of the prompt it follows: the heading above it ("### How are transcripts cited?"), a
+question or lead-in that is not quoted itself ("Mina: Why 90 seconds?", "Kenji: Two rules."),
+or a line that introduces a list; so the answer under an FAQ heading or after an interviewer's
+question is found even when it shares no word with the question. For a "why" question a
+sentence that gives a reason ("because", "which is why") weighs more. Transcript text is first
+cut at speaker turns, and backchannel and filler turns ("Mm-hmm", "Right, right.") are never
+quoted; long unpunctuated speech is cut at clause words into pieces and no bullet runs past
+MAX_QUOTE_CHARS. Japanese questions keep the bigram scoring JSQuAD measured (no meaning, prompts
+or reason weight).
 Sentences are quoted as written, so the answer is in the passages' language.
 """
 
