@@ -6,8 +6,10 @@ passages scores the chooser shipped before issue #13 (benchmarks/bench_extractiv
 copy) and the current one: the share of answers whose quoted sentences contain a gold answer
 span. The full run of benchmarks/bench_answer.py measured 88.9% for the previous chooser over
 all 4,442 questions; this one compares both on a prefix when the full run does not fit.
+Passage and question vectors come from the benchmark cache (benchmarks/_cache.py, folder
+RAGBOT_EVALCACHE); --max-new stops the run before it would encode more texts than that.
 
-    python benchmarks/bench_jsquad_quotes.py [--limit 500] [--no-write]
+    python benchmarks/bench_jsquad_quotes.py [--limit 500] [--max-new N] [--no-write]
 """
 
 from __future__ import annotations
@@ -26,13 +28,41 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from _cache import CachedEmbedder  # noqa: E402
 from bench_extractive import previous_quotes  # noqa: E402
 from report import measured_on, write_section  # noqa: E402
 
 from bot.config import AppConfig  # noqa: E402
 from bot.runtime import build_answerer, open_ingestor, open_knowledge_base  # noqa: E402
+from rag.embedders import build_embedder  # noqa: E402
 
 START, END = "<!-- jsquad-quotes:start -->", "<!-- jsquad-quotes:end -->"
+
+
+class _Bounded(CachedEmbedder):
+    """The cached embedder, refusing to encode more than `limit` new texts in all (a slow model on a busy machine)."""
+
+    encoded = 0
+
+    def __init__(self, inner, limit: int | None):
+        super().__init__(inner)
+        self.limit = limit
+
+    def _get(self, kind, texts, fn):
+        def counted(todo):
+            _Bounded.encoded += len(todo)
+            if self.limit is not None and _Bounded.encoded > self.limit:
+                raise SystemExit(f"stopped: more than {self.limit} texts are not in the cache {self.path}")
+            return fn(todo)
+
+        return super()._get(kind, texts, counted)
+
+    def save(self) -> None:  # written once at the end (the table is large; one question is one miss)
+        self.dirty = True
+
+    def flush(self) -> None:
+        if getattr(self, "dirty", False):
+            super().save()
 
 
 def main() -> None:
@@ -40,6 +70,7 @@ def main() -> None:
     parser.add_argument("--evaldata", type=Path, default=REPO.parent / "shared" / "evaldata")
     parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--max-new", type=int, default=None, help="Stop before encoding more than N texts not in the cache.")
     args = parser.parse_args()
     raw = json.loads((args.evaldata / "jglue-jsquad" / "valid-v1.3.json").read_text(encoding="utf-8"))
     questions = [
@@ -49,12 +80,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ragbot-jsquad-quotes-"))
     hits = {"previous": 0, "current": 0}
     found = 0
+    embedders: dict[str, _Bounded] = {}
     try:
         corpus = work / "corpus"
         corpus.mkdir()
         shutil.copy(args.evaldata / "jglue-jsquad" / "retrieval-valid" / "corpus.jsonl", corpus / "corpus.jsonl")
         config = AppConfig(data_dir=str(work / "data"), llm={"provider": "extractive"})
-        with open_knowledge_base(config) as kb:
+        embedders = {s: _Bounded(build_embedder(c), args.max_new) for s, c in config.embedding.spaces.items()}
+        with open_knowledge_base(config, embedders=embedders) as kb:
             with open_ingestor(config, kb) as ingestor:
                 ingestor.run([corpus])
             answerer = build_answerer(config, kb)
@@ -67,6 +100,9 @@ def main() -> None:
                     hits["previous"] += any(g in quoted for g in golds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        for embedder in embedders.values():
+            embedder.flush()
+    print(f"texts encoded (not in the cache): {_Bounded.encoded}", file=sys.stderr)
     n = len(questions)
     text = "\n".join([
         START,

@@ -87,3 +87,55 @@ def test_a_line_that_only_introduces_a_list_is_not_the_answer():
     )
     quotes = choose_quotes("How do I switch to OpenAI embeddings?", [_passage(text, 1)], count=1)
     assert "OPENAI_API_KEY" in quotes[0].text
+
+
+FAQ = Passage(
+    "### How are transcripts cited?\n\nBy time span and speaker. Consecutive cues are grouped into chunks of at most "
+    "90 seconds.\n\nAn SRT file has no speaker field, so its citations carry the time span only.",
+    "/docs/faq.md", Locator(heading="FAQ > How are transcripts cited?"), 0.9, "en",
+)
+TALK = Passage(
+    "Mina: Let's talk about transcripts. Kenji: A transcript has no headings, so the citation is a timestamp. "
+    "Each chunk is a run of consecutive cues, never longer than 90 seconds. Mina: Why 90 seconds? "
+    "Kenji: Short enough that when you jump to the timestamp, the answer is right there. A cue is never split.",
+    "/talks/intro.vtt", Locator(start_s=93.0, end_s=150.0, speaker="Mina, Kenji"), 0.8, "en",
+)
+
+
+def test_the_sentence_under_a_matching_heading_answers_it_even_without_shared_words():
+    # "By time span and speaker." shares no word with the question; its FAQ heading is the question
+    quotes = choose_quotes("How are transcripts cited?", [TALK, FAQ], count=2)
+    assert any(q.text == "By time span and speaker." and q.n == 2 for q in quotes)
+    assert not any(q.text.startswith("How are") for q in quotes)  # the heading itself is never quoted
+
+
+def test_the_answer_to_an_interviewers_question_is_quoted():
+    # the interviewer's "Why 90 seconds?" is not quoted, but the turn after it answers the user's question
+    quotes = choose_quotes("Why are transcript chunks at most 90 seconds long?", [TALK], count=2)
+    assert any(q.text.startswith("Short enough") for q in quotes)
+    assert not any(q.text.endswith("?") for q in quotes)
+
+
+def test_a_why_question_prefers_the_sentence_that_gives_the_reason():
+    setup = Passage(
+        "MiniLM is fast and runs on two CPU cores. MiniLM is poor at Japanese, which is why Japanese has its own space.",
+        "/docs/setup.md", Locator(), 0.9, "en",
+    )
+    routing = Passage(
+        "Japanese chunks go into the Japanese space. The Japanese space is its own Chroma collection.",
+        "/docs/overview.md", Locator(), 0.95, "en",
+    )
+    quotes = choose_quotes("Why does Japanese get its own space?", [routing, setup], count=1)
+    assert "which is why" in quotes[0].text
+
+
+def test_unpunctuated_speech_is_cut_at_a_clause_and_keeps_its_phrases_whole():
+    speech = (
+        "yeah and the reason we wrote it was that the old shipper kept falling behind you know when a service logged "
+        "a lot it would buffer everything in memory and then the machine ran out of memory and we lost the logs exactly "
+        "when we needed them the most Tidewatch never buffers more than sixty four megabytes."
+    )
+    pieces = split_sentences(speech, speech=True)
+    assert len(pieces) >= 2 and all(15 <= len(p) <= MAX_QUOTE_CHARS for p in pieces)
+    assert any("sixty four megabytes" in p for p in pieces)
+    assert " ".join(pieces) == speech  # nothing lost at the cuts
