@@ -143,7 +143,7 @@ def markdown(rows: list[dict], subset: int | None, max_queries: int = 0) -> str:
             s = r[label]
             lines.append(
                 f"| {r['pair']} ({r['queries']} questions) | {r['docs']} / {r['chunks']} | {label} | {r['native']}: {s['native']:.3f} | "
-                f"{r['cross']}: {s['cross']:.3f} | **{s['ratio']:.2f}** |"
+                f"{r['cross']}: {s['cross']:.3f} | **{s['ratio']:.3f}** |"
             )
     lines.append(END)
     return "\n".join(lines)
