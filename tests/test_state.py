@@ -416,18 +416,50 @@ def test_several_workers_on_an_embedded_store_are_refused_with_the_fix(tmp_path,
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 def test_a_second_process_cannot_take_a_hold_until_the_first_lets_go(kind, tmp_path, request):
-    """One Discord gateway per token: the second holder is refused with the first's host:pid, even past the TTL."""
+    """One Discord gateway per token: the second holder is refused with the first's host:pid."""
     opener = _shared(kind, tmp_path, request)
     a, b = opener(), opener()
     try:
-        with exclusive(a, "gw:test", "The gateway", ttl_s=1.5):
-            time.sleep(2.5)  # past the TTL: the holder keeps refreshing it
+        with exclusive(a, "gw:test", "The gateway", ttl_s=600):
             with pytest.raises(HeldElsewhereError) as refused:
-                with exclusive(b, "gw:test", "The gateway", ttl_s=1.5):
+                with exclusive(b, "gw:test", "The gateway", ttl_s=600):
                     pass
             assert holder_name() in str(refused.value) and "Stop that process first" in str(refused.value)
-        with exclusive(b, "gw:test", "The gateway", ttl_s=1.5):  # released on exit
-            assert a.try_lock("gw:test", {}, 1.5) is None
+        with exclusive(b, "gw:test", "The gateway", ttl_s=600):  # released on exit
+            assert a.try_lock("gw:test", {}, 600) is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_hold_outlives_its_ttl_while_held_and_lapses_after_its_holder_dies(tmp_path):
+    """The holder keeps refreshing its hold; a holder that stops refreshing (a crash) frees it after the TTL."""
+    now = [1000.0]
+    a, b = SQLiteState(tmp_path / "state.sqlite", clock=lambda: now[0]), SQLiteState(tmp_path / "state.sqlite", clock=lambda: now[0])
+    refreshed = threading.Event()
+    refresh = a.refresh_lock
+
+    def counted(*args):
+        ok = refresh(*args)
+        refreshed.set()
+        return ok
+
+    a.refresh_lock = counted
+    try:
+        with exclusive(a, "gw:test", "The gateway", ttl_s=60, refresh_s=0.01):
+            for _ in range(3):  # three TTLs of the state's clock, a refresh in each
+                now[0] += 50
+                refreshed.clear()
+                assert refreshed.wait(30)
+                assert b.lock_info("gw:test") is not None  # still held, 150 s after a 60 s TTL began
+            with pytest.raises(HeldElsewhereError):
+                with exclusive(b, "gw:test", "The gateway", ttl_s=60):
+                    pass
+        crashed = a.try_lock("gw:other", {"holder": "otherhost:1"}, 60)  # taken, never refreshed or released
+        assert crashed is not None
+        now[0] += 61
+        with exclusive(b, "gw:other", "The gateway", ttl_s=60):
+            assert b.lock_info("gw:other")["holder"] == holder_name()
     finally:
         a.close()
         b.close()
