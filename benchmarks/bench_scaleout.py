@@ -147,8 +147,26 @@ class StallWatch:
         return self.stalled
 
 
-def load(api: FakeSlackAPI, urls: list[str], events: int, concurrency: int, retries: int, tag: str) -> dict:
-    """events mentions spread over urls (event i to urls[i % n]), retries re-delivered to another worker."""
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds a process has used so far (this process when pid is None)."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(api: FakeSlackAPI, urls: list[str], events: int, concurrency: int, retries: int, tag: str,
+         pids: dict[str, int | None] | None = None) -> dict:
+    """events mentions spread over urls (event i to urls[i % n]), retries re-delivered to another worker.
+
+    pids names the processes whose CPU seconds per answer are reported (None: this benchmark process,
+    which also runs the loopback Web API)."""
+    pids = pids or {}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     prefix = tag_ts(tag)
     jobs = [(urls[i % len(urls)], i, 0) for i in range(events)]
     if retries and len(urls) > 1:
@@ -168,8 +186,9 @@ def load(api: FakeSlackAPI, urls: list[str], events: int, concurrency: int, retr
     per_message = Counter(p.get("thread_ts") or p.get("ts") for p in posted)
     threads = Counter(p.get("thread_ts") for m, p in list(api.calls) if m in ("chat.postMessage", "chat.startStream")
                       and str(p.get("thread_ts") or "").startswith(prefix))
+    cpu = {name: round((cpu_seconds(pid) - cpu_before[name]) / max(len(per_message), 1) * 1000, 2) for name, pid in pids.items()}
     return {
-        "deliveries": len(jobs), "non_200": sum(s != 200 for s in statuses), "answered": len(per_message),
+        "cpu_ms_per_answer": cpu, "deliveries": len(jobs), "non_200": sum(s != 200 for s in statuses), "answered": len(per_message),
         "duplicates": sum(n - 1 for n in per_message.values()) + sum(n - 1 for n in threads.values()),
         "lost": events - len(per_message), "seconds": elapsed, "per_minute": len(per_message) / elapsed * 60,
         "stalled_s": stalled, "per_minute_running": len(per_message) / max(elapsed - stalled, 1e-9) * 60,
@@ -277,8 +296,10 @@ def main() -> None:
             rport, cport = free_port(), free_port()
             procs.append(subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(rport), "--save", "",
                                            "--appendonly", "no"], stdout=open(work / "redis.log", "wb"), stderr=subprocess.STDOUT))
+            # as deploy/ragbot-chroma.service runs it: RUST_LOG=warn (no three-line log of every request)
             procs.append(subprocess.Popen([chroma, "run", "--path", str(work / "chroma"), "--host", "127.0.0.1", "--port", str(cport)],
-                                          stdout=open(work / "chroma.log", "wb"), stderr=subprocess.STDOUT))
+                                          stdout=open(work / "chroma.log", "wb"), stderr=subprocess.STDOUT,
+                                          env=dict(os.environ, RUST_LOG="warn")))
             wait_http(f"http://127.0.0.1:{cport}/api/v2/heartbeat", procs[1], work / "chroma.log")
             docs = work / "docs"
             shutil.copytree(ROOT / "samples", docs)
@@ -313,9 +334,11 @@ def main() -> None:
                 load(api, [w.url], 10, 10, 0, f"warm{w.name}")
             print("warm", flush=True)
 
-            results["one"] = one = load(api, [a.url], args.events, args.concurrency, 0, "one")
+            pids = {"worker A": a.proc.pid, "worker B": b.proc.pid, "chroma run": procs[1].pid, "redis-server": procs[0].pid,
+                    "bench client + Web API": None}
+            results["one"] = one = load(api, [a.url], args.events, args.concurrency, 0, "one", pids)
             print("one worker:", one, flush=True)
-            results["two"] = two = load(api, [a.url, b.url], args.events, args.concurrency, args.retries, "two")
+            results["two"] = two = load(api, [a.url, b.url], args.events, args.concurrency, args.retries, "two", pids)
             print("two workers:", two, flush=True)
 
             try:
@@ -347,6 +370,13 @@ def main() -> None:
     ratio = two["per_minute"] / one["per_minute"] if one["per_minute"] else 0.0
     ratio_running = two["per_minute_running"] / one["per_minute_running"] if one["per_minute_running"] else 0.0
     stalls = one["stalled_s"] + two["stalled_s"]
+    cores = os.cpu_count() or 1
+
+    def cpu_cells(run: dict) -> str:
+        return ", ".join(f"{name} {ms:.1f}" for name, ms in run["cpu_ms_per_answer"].items() if ms >= 0.05)
+
+    cpu_two = sum(two["cpu_ms_per_answer"].values())  # every process's CPU for one answer, with two workers
+    ceiling = cores * 60_000 / cpu_two if cpu_two else float("nan")
     embedder = "bundled models" if args.real_models else "hashing embedder"
     niced = os.nice(0)
     found = f"{kw['found_after_s']:.1f} s after the ingest summary" if kw["found_after_s"] is not None else (
@@ -369,6 +399,10 @@ def main() -> None:
             f"; the benchmark was stopped or starved for {one['stalled_s']:.0f} s / {two['stalled_s']:.0f} s of the two runs "
             f"(another job's SIGSTOP): without those, {one['per_minute_running']:.0f} vs {two['per_minute_running']:.0f} "
             f"= {ratio_running:.2f}x, still not a clean figure" if stalls > 1 else "") + " |",
+        f"| CPU milliseconds per answer, by process: one worker | - | {cpu_cells(one)} |",
+        f"| CPU milliseconds per answer, by process: two workers | - | {cpu_cells(two)} (all: {cpu_two:.1f}) |",
+        f"| ceiling for two workers: {cores} cores / all processes' CPU per answer | - | {ceiling:.0f} per minute = "
+        f"{ceiling / one['per_minute']:.2f}x one worker |",
         f"| worker A killed (SIGKILL) mid-thread and started again ({results['restart_s']:.1f} s): the follow-up without a mention "
         f"is answered and continues the thread | yes | {'yes' if r['follow_up_answered'] and r['carried'] else 'no'} "
         f"({r['turns']} turns stored; the follow-up searched as \"{r['second_standalone']}\") |",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
 import importlib.util
 import logging
 import os
+import re
 import threading
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -312,6 +315,17 @@ def _redact(message: str) -> str:
     return re.sub(r"(sk-|xox[abp]-|xapp-)[A-Za-z0-9_\-]{4,}", r"\1***", message)
 
 
+_WORD = re.compile(r"\w+")
+_SPACES = re.compile(r"\s+")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _hashed_feature(feature: str, dim: int) -> tuple[int, float]:
+    """A word's or trigram's slot and sign (memoised: the same few thousand recur in every text)."""
+    digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+    return int.from_bytes(digest[:4], "little") % dim, 1.0 if digest[4] & 1 else -1.0
+
+
 class HashingEmbedder(Embedder):
     """Feature-hashed words and character trigrams: no model, instant, deterministic.
 
@@ -322,18 +336,13 @@ class HashingEmbedder(Embedder):
     DIM = 256
 
     def _vector(self, text: str) -> np.ndarray:
-        import hashlib
-        import re
-
-        vec = np.zeros(self.DIM, dtype=np.float32)
         lowered = text.lower()
-        features = re.findall(r"\w+", lowered)
-        compact = re.sub(r"\s+", " ", lowered)
+        features = _WORD.findall(lowered)
+        compact = _SPACES.sub(" ", lowered)
         features += [compact[i : i + 3] for i in range(max(len(compact) - 2, 0))]
-        for feature in features:
-            digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
-            index = int.from_bytes(digest[:4], "little") % self.DIM
-            vec[index] += 1.0 if digest[4] & 1 else -1.0
+        hashed = [_hashed_feature(feature, self.DIM) for feature in features]
+        # sums of +-1: exact in any float type, so the same vector as adding one at a time
+        vec = np.bincount([i for i, _ in hashed], weights=[s for _, s in hashed], minlength=self.DIM).astype(np.float32)
         if not vec.any():
             vec[0] = 1.0
         return vec

@@ -141,6 +141,10 @@ class KnowledgeBase:
         """Chunks stored in a space."""
         return self.store.count(space)
 
+    def holds_chunks(self, space: str) -> bool:
+        """Whether a space has any chunk (cheap enough for every question: see VectorStore.holds_chunks)."""
+        return self.store.holds_chunks(space)
+
     def pages(self, space: str, size: int = 1000, vectors: bool = True) -> Iterator[StoredPage]:
         """Every stored chunk of a space (ids, texts, metadata, vectors), `size` at a time (one page held at once)."""
         return self.store.pages(space, size=size, vectors=vectors)

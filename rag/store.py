@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -148,6 +149,7 @@ class VectorStore:
         self.location = location
         self._lock = lock
         self._collections: dict[str, object] = {}
+        self._holds: dict[str, tuple[bool, float]] = {}  # space -> (holds chunks, monotonic time asked)
 
     def _lost_server(self, exc: BaseException) -> str | None:
         if self._config.mode != "server":
@@ -274,6 +276,7 @@ class VectorStore:
     def drop_space(self, space: str) -> None:
         """Delete a space's collection (used by --rebuild)."""
         self._collections.pop(space, None)
+        self._holds.pop(space, None)
         try:
             self._client.delete_collection(self.collection_name(space))
         except Exception:
@@ -317,6 +320,7 @@ class VectorStore:
             raise ValueError("one vector per chunk expected")
         if as_read:
             vectors = cosine_preimage(vectors)
+        self._holds.pop(space, None)
         collection = self._ensure(space, model_id, vectors.shape[1])
         unique: dict[str, int] = {}
         for i, chunk in enumerate(chunks):
@@ -339,6 +343,7 @@ class VectorStore:
         ids = list(ids)
         if collection is None or not ids:
             return
+        self._holds.pop(space, None)
         step = self.max_batch_size
         for start in range(0, len(ids), step):
             collection.delete(ids=ids[start : start + step])
@@ -349,6 +354,23 @@ class VectorStore:
         """Chunks in a space (0 when it has no collection)."""
         collection = self._get(space)
         return collection.count() if collection is not None else 0
+
+    HOLDS_RECHECK_S = 1.0
+
+    def holds_chunks(self, space: str) -> bool:
+        """Whether a space has any chunk, for skipping empty spaces on every question.
+
+        Asked of the store at most once a second per space (a count is a round trip to a server,
+        and a missing collection one more); this process's own writes are seen at once, another
+        process's within that second. A space that empties meanwhile is only searched for nothing.
+        """
+        known = self._holds.get(space)
+        now = time.monotonic()
+        if known is not None and now - known[1] < self.HOLDS_RECHECK_S:
+            return known[0]
+        holds = self.count(space) > 0
+        self._holds[space] = (holds, now)
+        return holds
 
     @server_errors
     def ids(self, space: str) -> set[str]:
@@ -471,12 +493,9 @@ class VectorStore:
         collection = self._get(space)
         if collection is None or k <= 0:
             return None
-        n = collection.count()
-        if n == 0:
-            return None
-        return collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(k, n), where=where, include=include
-        )
+        # Chroma (1.5) gives back what it has when k exceeds the count, and nothing for an empty
+        # collection: no count first (a second round trip to a server on every question).
+        return collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k, where=where, include=include)
 
     def nearest(self, space: str, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
         """The k nearest chunk ids of a space with their cosine similarity, best first (no texts fetched)."""

@@ -172,10 +172,17 @@ def test_two_workers_on_one_chroma_server(tmp_path, chroma_server, monkeypatch):
             with open_ingestor(a, kb_a) as ingestor:
                 return ingestor.run([docs])
 
+        from rag.floor import FloorRetriever
+
+        def b_finds(question):  # B's whole search, dense and keyword: the sources it returns
+            return {p.source for p in FloorRetriever(kb_b).retrieve(question, 3)}
+
         assert keyword_hits("zorblaxian") == set()
+        assert b_finds("zorblaxian protocol") == set()  # B has searched an empty store (and remembers it was empty)
         (docs / "new.md").write_text("# New\n\nThe zorblaxian protocol replaced the old one.\n", encoding="utf-8")
         assert ingest().added == 2
         assert _until(lambda: len(keyword_hits("zorblaxian")) == 1)  # B never ingested; its keyword channel has it
+        assert _until(lambda: str(docs / "new.md") in b_finds("zorblaxian protocol"))  # and its search, within seconds
         (docs / "new.md").write_text("# New\n\nThe quuxifier protocol replaced the old one.\n", encoding="utf-8")
         assert ingest().updated == 1
         assert _until(lambda: keyword_hits("zorblaxian") == set() and len(keyword_hits("quuxifier")) == 1)

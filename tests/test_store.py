@@ -43,6 +43,20 @@ def test_collection_records_model_and_refuses_another(tmp_path):
             store.upsert("en", "model-a", [chunk(3)], np.stack([unit(0, 1, 0, 1)]))
 
 
+def test_holds_chunks_sees_this_process_writes_at_once(tmp_path):
+    """Searches skip empty spaces by a remembered verdict; a write or delete here must not wait for it to expire."""
+    with VectorStore.open(StoreConfig(), tmp_path) as store:
+        assert not store.holds_chunks("en")  # no collection yet
+        store.upsert("en", "m1", [chunk(1)], np.stack([unit(1, 0, 0)]))
+        assert store.holds_chunks("en")
+        store.delete("en", ["c1"])
+        assert not store.holds_chunks("en")
+        store.upsert("en", "m1", [chunk(2)], np.stack([unit(1, 0, 0)]))
+        assert store.holds_chunks("en")
+        store.drop_space("en")
+        assert not store.holds_chunks("en")
+
+
 def test_duplicate_ids_in_one_batch_keep_the_last(tmp_path):
     with VectorStore.open(StoreConfig(), tmp_path) as store:
         a, b = Chunk("same", "first", "/s", Locator()), Chunk("same", "second", "/s", Locator())
