@@ -11,7 +11,9 @@ loopback Web API of the Slack benchmark, requests signed as Slack signs them.
 3. restart: a thread answered by A, A killed (SIGKILL) and started again, the follow-up
    (no mention) sent to A: answered, and the thread's second turn carries the first's topic;
    a feedback click on B for an answer A posted (and the same click again on A): one vote;
-4. keyword refresh: worker B restarted with a keyword-only retrieval config, then an admin
+4. orphans: 60 mentions acked by A, A killed at once (its queue unanswered; Slack will not send them
+   again): B answers them once A's liveness mark lapses; A is started again;
+5. keyword refresh: worker B restarted with a keyword-only retrieval config, then an admin
    /ragbot-ingest through A adds a file with a made-up word; time until /ask through B cites
    it (B follows A's write through the shared keyword channel in the Chroma server).
 
@@ -50,6 +52,7 @@ QUESTIONS = [
     "Which file types can be ingested?", "How are transcripts cited?",
 ]
 MADE_UP = "zorblequant"
+JOB_LIVENESS_S = 5.0  # how soon B takes over what a killed A had accepted (the default is 30 s)
 
 
 def free_port() -> int:
@@ -243,6 +246,34 @@ def phase_restart(api, a, b, rport, config, env, results) -> None:
     print("votes:", len(results["votes"]), flush=True)
 
 
+def phase_orphans(api, a, b, results, count: int = 60) -> None:
+    """count mentions to A, all acked at once; A killed (SIGKILL) as soon as the acks are in, its queue unanswered.
+
+    Slack does not send an acked event again: B answers what A had accepted (the jobs in the state
+    store) once A's liveness mark lapses (bot.job_liveness_s). Then A is started again."""
+    prefix = tag_ts("orph")
+    with ThreadPoolExecutor(count) as pool:
+        statuses = list(pool.map(lambda i: mention(a.url, i, "orph"), range(count)))
+    a.stop(signal.SIGKILL)
+    killed_at = time.monotonic()
+    before = {p.get("thread_ts") or p.get("ts") for p in finals(api, prefix)}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len({p.get("thread_ts") or p.get("ts") for p in finals(api, prefix)}) < count:
+        time.sleep(0.1)
+    all_done_s = time.monotonic() - killed_at
+    time.sleep(2)  # late duplicates would show now
+    per_thread = Counter(p.get("thread_ts") or p.get("ts") for p in finals(api, prefix))
+    results["orphans"] = {
+        "sent": count, "acked": sum(s == 200 for s in statuses), "answered_before_kill": len(before),
+        "answered": len(per_thread), "lost": count - len(per_thread), "duplicates": sum(n - 1 for n in per_thread.values()),
+        "all_answered_after_s": all_done_s,
+    }
+    print("orphans:", results["orphans"], flush=True)
+    if results["orphans"]["lost"]:
+        print("worker B's log, last lines:\n" + "\n".join(b.log.read_text(errors="replace").splitlines()[-15:]), flush=True)
+    results["orphans_restart_s"] = a.start()
+
+
 def phase_keyword(api, a, b, keyword_only, docs, results) -> None:
     """B restarted keyword-only; an admin ingest through A adds a made-up word; time until /ask through B cites it."""
     response_url = f"http://127.0.0.1:{api.port}/response/kwingest"
@@ -271,6 +302,16 @@ def phase_keyword(api, a, b, keyword_only, docs, results) -> None:
     results["keyword"] = {"ingest_posted": bool(done), "ingest_s": ingest_done - t_ingest, "found_after_s": found_after,
                           "probes": probes}
     print("keyword:", results["keyword"], flush=True)
+
+
+def orphans_row(results: dict) -> str:
+    o = results.get("orphans")
+    what = (f"| {o['sent'] if o else 60} mentions acked by A, A killed (SIGKILL) right after the acks: questions it had accepted "
+            f"and not answered are answered by B (`bot.job_liveness_s` {JOB_LIVENESS_S:g} s here, 30 s by default) | 0 lost, 0 duplicates | ")
+    if not o:
+        return what + f"phase failed: {results.get('orphans_error')} |"
+    return what + (f"{o['lost']} lost, {o['duplicates']} duplicates ({o['answered_before_kill']} answered by A before the kill, "
+                   f"{o['answered'] - o['answered_before_kill']} after it, all within {o['all_answered_after_s']:.1f} s of the kill) |")
 
 
 def main() -> None:
@@ -308,7 +349,7 @@ def main() -> None:
                 "store": {"mode": "server", "host": "127.0.0.1", "port": cport},
                 "state": {"backend": "redis", "url": f"redis://127.0.0.1:{rport}/0"},
                 "bot": {"workers": 4, "queue_size": args.events * 2, "rate_limit": 1000, "ingest_paths": [str(docs)],
-                        "status_for": "everyone"},
+                        "status_for": "everyone", "job_liveness_s": JOB_LIVENESS_S, "job_check_s": 1.0},
                 "slack": {"admins": ["UADMIN"], "stream_interval_s": 0},
                 "llm": {"provider": "extractive"},
             }
@@ -346,6 +387,11 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - reported, the other figures still written
                 results["restart_error"] = repr(exc)
                 print("restart phase failed:", repr(exc), flush=True)
+            try:
+                phase_orphans(api, a, b, results)
+            except Exception as exc:  # noqa: BLE001
+                results["orphans_error"] = repr(exc)
+                print("orphans phase failed:", repr(exc), flush=True)
             try:
                 phase_keyword(api, a, b, keyword_only, docs, results)
             except Exception as exc:  # noqa: BLE001
@@ -406,6 +452,7 @@ def main() -> None:
         f"| worker A killed (SIGKILL) mid-thread and started again ({results['restart_s']:.1f} s): the follow-up without a mention "
         f"is answered and continues the thread | yes | {'yes' if r['follow_up_answered'] and r['carried'] else 'no'} "
         f"({r['turns']} turns stored; the follow-up searched as \"{r['second_standalone']}\") |",
+        orphans_row(results),
         f"| a feedback click on B for an answer A posted (clicked again on A) | recorded once | {len(results['votes'])} vote(s) |",
         f"| admin `/ragbot-ingest` through A adds a file with a made-up word; time until `/ask` through B (keyword-only "
         f"retrieval, started before the ingest) cites it | < 5 s | {found} (ingest {kw['ingest_s']:.1f} s; B follows through the shared "

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ingest.config import IngestConfig
 from rag.atlas.config import MapConfig
@@ -35,6 +35,22 @@ class BotConfig(_Strict):
     )
     workers: int = Field(4, ge=1, le=64, description="Questions answered at the same time.")
     queue_size: int = Field(16, ge=0, description="Questions waiting for a worker; beyond it users are told to retry.")
+    job_liveness_s: float = Field(
+        30.0, gt=0,
+        description="A serving process renews a liveness mark in the state store; when it lapses for this long (the process "
+        "died), another takes over the questions it had accepted and not answered (chat platforms do not send them again).",
+    )
+    job_check_s: float = Field(5.0, gt=0, description="How often a serving process renews its liveness mark and looks for such questions.")
+    job_ttl_s: float = Field(900.0, gt=0, description="An accepted question older than this is not answered any more by another process.")
+
+    @model_validator(mode="after")
+    def _liveness_outlasts_renewals(self):
+        if self.job_liveness_s < 2 * self.job_check_s:
+            raise ValueError(
+                f"job_liveness_s ({self.job_liveness_s:g}) must be at least twice job_check_s ({self.job_check_s:g}): a mark "
+                "renewed that rarely would lapse while its worker is alive, and another would answer its questions again"
+            )
+        return self
     rate_limit: int = Field(6, ge=1, description="Questions one user may ask per rate_window_s.")
     rate_window_s: float = Field(60.0, gt=0, description="The window of the per-user rate limit, in seconds.")
     threads_remembered: int = Field(1000, ge=1, description="Chat threads whose conversation is kept for follow-ups (least recent dropped).")

@@ -8,6 +8,11 @@ listener threads are never held by a 30 s answer), admin re-ingest and feedback.
 Everything it remembers between questions (threads, answers behind buttons, rate windows,
 the ingest lock and progress, feedback) lives in a `StateStore` (bot/state.py), so it
 survives a restart and is shared by every worker process; the answer pool is per process.
+
+What a platform delivered and is not answered yet is a job in the state store too, once a
+front end says how to take one over (`resume_with`) and `start_recovery` runs: a worker that
+dies with questions in its queue (the platform has its ack and will not send them again)
+leaves them to the others, which take them over when its liveness mark lapses.
 """
 
 from __future__ import annotations
@@ -223,6 +228,11 @@ class BotCore:
         self.status_provider = status
         self.max_question_chars = max_question_chars
         self._thread_locks = _Locks(config.threads_remembered)
+        self.holder = f"{holder_name()}:{uuid.uuid4().hex[:8]}"  # this core, in job records and its liveness mark
+        self._resumers: dict[str, Callable[[IncomingMessage], Deliver]] = {}
+        self._alive_token: str | None = None
+        self._recovery_stop = threading.Event()
+        self._recovery: threading.Thread | None = None
         self._executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="ragbot-answer")
         self._slots = threading.BoundedSemaphore(config.workers + config.queue_size)
         try:  # answerers that can say when the LLM starts writing (rag.answer.Answerer) get on_stage
@@ -260,20 +270,22 @@ class BotCore:
 
     def submit(
         self, message: IncomingMessage, deliver: Deliver, on_token: Callable[[str], None] | None = None,
-        on_stage: OnStage | None = None,
+        on_stage: OnStage | None = None, job_id: str | None = None,
     ) -> Reply | None:
         """Queue a question: None when accepted (deliver gets the reply later), else the refusal to show now.
 
         Never blocks: a full queue gets the "busy" reply, a user over the rate limit a wait time.
         on_token gets the checked answer text as it is written (markers for passages not shown
-        never reach it); on_stage gets STAGE_WRITING when the LLM starts.
+        never reach it); on_stage gets STAGE_WRITING when the LLM starts. job_id: the job
+        (`note_job`) this question came in as, forgotten once the reply is delivered (or refused).
         """
         early = self._precheck(message)
-        if early is not None:
-            return early
-        if not self._slots.acquire(blocking=False):
+        if early is None and not self._slots.acquire(blocking=False):
             logger.warning("work queue full; told %s to retry", message.user)
-            return Reply(bot_text("busy", detect_lang(message.text)), private=True, kind="busy", question=message.text)
+            early = Reply(bot_text("busy", detect_lang(message.text)), private=True, kind="busy", question=message.text)
+        if early is not None:
+            self.finish_job(job_id)  # the refusal is shown by the caller, now
+            return early
 
         def work() -> None:
             try:
@@ -282,11 +294,95 @@ class BotCore:
                     deliver(reply)
                 except Exception:  # a platform error while posting must not kill the worker
                     logger.exception("delivering a reply failed")
+                self.finish_job(job_id)
             finally:
                 self._slots.release()
 
         self._executor.submit(work)
         return None
+
+    # -- questions a worker accepted and did not answer (it stopped) ---------------------------
+    def resume_with(self, platform: str, resume: Callable[[str, dict], None]) -> None:
+        """How this process takes over a platform's job: resume(job_id, record) answers it (submit with job_id)."""
+        self._resumers[platform] = resume
+
+    def note_job(self, job_id: str, platform: str, record: dict) -> bool:
+        """Note what a platform delivered (and is about to be acked) until it is answered; False when not noted.
+
+        Noted only while this core's liveness mark is held (start_recovery): a job of a holder
+        without one would look abandoned at once. A chat platform does not deliver an acked event
+        again, so this is what lets another worker answer it if this process stops first.
+        """
+        if self._alive_token is None or platform not in self._resumers:
+            return False
+        try:
+            self.state.add_job(job_id, self.holder, {"platform": platform, **record}, self.config.job_ttl_s)
+            return True
+        except Exception:  # the answer matters more than its safety net
+            logger.exception("could not note a job; answering it anyway")
+            return False
+
+    def finish_job(self, job_id: str | None) -> None:
+        """Forget a job: answered, refused, or not one to answer."""
+        if job_id is None:
+            return
+        try:
+            self.state.finish_job(job_id)
+        except Exception:
+            logger.exception("could not forget a finished job")
+
+    @staticmethod
+    def _alive_lock(holder: str) -> str:
+        return f"alive:{holder}"
+
+    def keep_alive(self) -> bool:
+        """Mark this core alive for job_liveness_s (take or refresh the mark); whether it holds it."""
+        ttl = self.config.job_liveness_s
+        info = {"holder": self.holder, "at": time.time()}
+        if self._alive_token is not None and self.state.refresh_lock(self._alive_lock(self.holder), self._alive_token, info, ttl):
+            return True
+        self._alive_token = self.state.try_lock(self._alive_lock(self.holder), info, ttl)
+        return self._alive_token is not None
+
+    def _abandoned(self, info: dict) -> bool:
+        """Whether a lock's holder was a serving core whose liveness mark lapsed (it stopped)."""
+        holder = info.get("holder")
+        return bool(holder) and holder != self.holder and self.state.lock_info(self._alive_lock(holder)) is None
+
+    def recover(self) -> int:
+        """Take over the jobs of holders whose liveness mark lapsed, and answer them; how many were taken."""
+        taken = 0
+        for job_id, holder, record in self.state.jobs():
+            if holder == self.holder or self.state.lock_info(self._alive_lock(holder)) is not None:
+                continue
+            resume = self._resumers.get(record.get("platform", ""))
+            if resume is None or not self.state.take_job(job_id, holder, self.holder):
+                continue
+            logger.warning("taking over job %s from %s, which stopped before answering it", job_id, holder)
+            taken += 1
+            try:
+                resume(job_id, record)
+            except Exception:
+                logger.exception("could not resume job %s", job_id)
+                self.finish_job(job_id)
+        return taken
+
+    def start_recovery(self) -> None:
+        """Keep this core's liveness mark and take over stopped workers' jobs, every job_check_s, in a thread."""
+        if self._recovery is not None:
+            return
+        self.keep_alive()
+
+        def loop() -> None:
+            while not self._recovery_stop.wait(self.config.job_check_s):
+                try:
+                    if self.keep_alive():
+                        self.recover()
+                except Exception as exc:  # a state store that is away for a while: try again next round
+                    logger.warning("job recovery: %s: %s", type(exc).__name__, exc)
+
+        self._recovery = threading.Thread(target=loop, name="ragbot-recovery", daemon=True)
+        self._recovery.start()
 
     def handle(
         self, message: IncomingMessage, on_token: Callable[[str], None] | None = None, on_stage: OnStage | None = None
@@ -364,7 +460,9 @@ class BotCore:
         if key is None:
             yield None
             return
-        with self._thread_locks.get(key), held(self.state, f"thread:{key}", ttl_s=180.0, wait_s=120.0):
+        # a thread held by a worker that stopped mid-answer (its liveness mark lapsed) is not waited for
+        info = {"holder": self.holder} if self._alive_token is not None else {}
+        with self._thread_locks.get(key), held(self.state, f"thread:{key}", ttl_s=180.0, wait_s=120.0, info=info, abandoned=self._abandoned):
             conversation = Conversation(self.history_turns)
             for turn in self.state.thread_turns(key) or ():
                 conversation.turns.append(turn)
@@ -536,5 +634,13 @@ class BotCore:
         return Reply("\n".join(lines), private=True, kind="admin")
 
     def close(self) -> None:
-        """Stop taking work; wait for answers in flight."""
+        """Stop taking work; wait for answers in flight; drop the liveness mark (its jobs are done by then)."""
+        self._recovery_stop.set()
+        if self._recovery is not None:
+            self._recovery.join(timeout=10)
         self._executor.shutdown(wait=True, cancel_futures=False)
+        if self._alive_token is not None:
+            try:
+                self.state.release_lock(self._alive_lock(self.holder), self._alive_token)
+            except Exception as exc:
+                logger.warning("could not drop the liveness mark: %s", exc)

@@ -101,6 +101,7 @@ def run_slack_worker(config, mode: str, host: str, port: int, listen_fd: int | N
         core = build_bot_core(config, kb, answerer, state, admins=config.slack.admins, channel_sets=config.slack.channels)
         app = build_slack_app(core, config.slack, build_web_client(token, base_url), signing_secret=secret, socket_mode=mode == "socket")
         prepare_for_serving(kb, (config.llm.encoding, config.ingest.chunking.encoding))
+        core.start_recovery()  # questions a stopped worker had accepted and not answered are taken over
         who = f"worker {os.getpid()}, " if listen_fd is not None or os.environ.get("RAGBOT_WORKER") else ""
         try:
             if mode == "socket":

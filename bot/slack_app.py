@@ -61,6 +61,22 @@ def _team(context) -> str:
     return context.get("team_id") or context.get("enterprise_id") or ""
 
 
+def _job_id(body: dict) -> str | None:
+    """The job an event is noted as (its event id), for the listener that answers it."""
+    event_id = body.get("event_id") if isinstance(body, dict) else None
+    return f"slack:{event_id}" if event_id else None
+
+
+def _resumable(event: dict) -> bool:
+    """Events another worker can answer if this one stops: mentions and follow-ups in channel threads.
+
+    Direct messages and assistant threads are not noted (Bolt's assistant middleware may take
+    them before our listeners, which are what end a job)."""
+    if event.get("type") == "app_mention":
+        return True
+    return event.get("type") == "message" and event.get("channel_type") != "im" and bool(event.get("thread_ts"))
+
+
 def _question_text(text: str) -> str:
     return _MENTION.sub(" ", text or "").strip()
 
@@ -99,20 +115,25 @@ def build_slack_app(
     features = SlackFeatures(enabled=config.native_streaming)
 
     @app.middleware
-    def drop_retries(body: dict, next, logger) -> BoltResponse | None:  # noqa: A002 - Bolt's names
+    def drop_retries(body: dict, context, next, logger) -> BoltResponse | None:  # noqa: A002 - Bolt's names
         event_id = body.get("event_id") if isinstance(body, dict) else None
         # in the state store: a retry that reaches another worker (or this one after a restart) is dropped too
         if event_id and not core.state.first_delivery(f"slack:{event_id}", config.dedupe_ttl_s):
             logger.info("dropped a repeated delivery of %s", event_id)
             return BoltResponse(status=200, body="")
+        event = body.get("event") if event_id else None
+        if isinstance(event, dict) and _resumable(event):  # noted before the ack: Slack will not send it again
+            core.note_job(_job_id(body), "slack", {"event": event, "team": _team(context), "bot_user": context.get("bot_user_id")})
         next()
         return None
 
     def ask_in_thread(
         channel: str, thread: str, user: str, text: str, team: str = "", set_status=None, say_stream=None,
-        context_channel: str | None = None,
+        context_channel: str | None = None, job_id: str | None = None,
     ) -> None:
-        """Answer in a thread: Slack's status and native stream where allowed, else the placeholder (AnswerPoster)."""
+        """Answer in a thread: Slack's status and native stream where allowed, else the placeholder (AnswerPoster).
+
+        job_id: the job the event was noted as (forgotten once answered or refused)."""
         question = _question_text(text)
         open_stream = (lambda: say_stream(buffer_size=1, channel=channel, thread_ts=thread)) if say_stream else None
         poster = AnswerPoster(
@@ -125,34 +146,47 @@ def build_slack_app(
         streaming = core.streams and (config.stream_interval_s > 0 or poster.fallback is None)
         refusal = core.submit(
             message, deliver=poster.finish, on_token=poster.on_token if streaming else None, on_stage=poster.on_stage,
+            job_id=job_id,
         )
         if refusal is not None:
             poster.finish(refusal)
 
+    def answer_event(event: dict, team: str, bot_user: str | None, job_id: str | None, set_status=None, say_stream=None,
+                     replayed: bool = False) -> None:
+        """An app_mention or message event: answered in its thread, or left (edits, bots, chatter); its job ends either way."""
+        if event.get("bot_id") or event.get("subtype") or not event.get("user") and event.get("type") == "message":
+            core.finish_job(job_id)  # another bot's message (ourselves included), an edit, a join: never answered
+            return
+        channel, thread = event["channel"], event.get("thread_ts")
+        if event.get("type") == "app_mention" or event.get("channel_type") == "im":
+            thread = thread or event["ts"]
+        elif bot_user and f"<@{bot_user}" in (event.get("text") or ""):
+            thread = None  # app_mention answers this one
+        elif not (thread and core.knows_thread("slack", channel, thread)):
+            thread = None  # not a follow-up in a thread the bot answered
+        if thread is None:
+            core.finish_job(job_id)
+            return
+        if replayed and set_status is None:  # as Bolt gives a listener: the thread's status where the workspace allows it
+            from slack_bolt.context.set_status.set_status import SetStatus
+
+            set_status = SetStatus(client, channel, thread)
+        ask_in_thread(channel, thread, event.get("user", ""), event.get("text", ""), team, set_status, say_stream, job_id=job_id)
+
+    def resume(job_id: str, record: dict) -> None:
+        """An event another worker noted and did not answer (it stopped): answered here now."""
+        answer_event(record["event"], record.get("team", ""), record.get("bot_user"), job_id, replayed=True)
+
+    core.resume_with("slack", resume)
     register_assistant(app, core, config, ask_in_thread)
 
     @app.event("app_mention")
-    def on_mention(event: dict, context, set_status=None, say_stream=None) -> None:
-        if event.get("bot_id") or event.get("subtype"):
-            return  # another bot's message: no reply loops
-        ask_in_thread(
-            event["channel"], event.get("thread_ts") or event["ts"], event.get("user", ""), event.get("text", ""),
-            _team(context), set_status, say_stream,
-        )
+    def on_mention(event: dict, context, body: dict, set_status=None, say_stream=None) -> None:
+        answer_event(event, _team(context), context.get("bot_user_id"), _job_id(body), set_status, say_stream)
 
     @app.event("message")
-    def on_message(event: dict, context, set_status=None, say_stream=None) -> None:
-        if event.get("bot_id") or event.get("subtype") or not event.get("user"):
-            return  # edits, joins, bots (ourselves included): never answered
-        channel, thread = event["channel"], event.get("thread_ts")
-        if event.get("channel_type") == "im":
-            ask_in_thread(channel, thread or event["ts"], event["user"], event.get("text", ""), _team(context), set_status, say_stream)
-            return
-        bot_user = context.get("bot_user_id")
-        if bot_user and f"<@{bot_user}" in (event.get("text") or ""):
-            return  # app_mention answers this one
-        if thread and core.knows_thread("slack", channel, thread):  # a follow-up without a mention
-            ask_in_thread(channel, thread, event["user"], event.get("text", ""), _team(context), set_status, say_stream)
+    def on_message(event: dict, context, body: dict, set_status=None, say_stream=None) -> None:
+        answer_event(event, _team(context), context.get("bot_user_id"), _job_id(body), set_status, say_stream)
 
     @app.command("/ask")
     def on_ask(ack, command: dict, respond) -> None:

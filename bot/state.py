@@ -124,24 +124,51 @@ class StateStore(Protocol):
         """The info of a held lock (None when free or expired)."""
         ...
 
+    def add_job(self, job_id: str, holder: str, record: dict, ttl_s: float) -> None:
+        """Note a question holder accepted and has not answered yet (JSON-able; forgotten after ttl_s)."""
+        ...
+
+    def finish_job(self, job_id: str) -> None:
+        """Forget a job: answered (or given up)."""
+        ...
+
+    def jobs(self) -> list[tuple[str, str, dict]]:
+        """Every unfinished, unexpired job: (id, holder, record)."""
+        ...
+
+    def take_job(self, job_id: str, holder: str, new_holder: str) -> bool:
+        """Move a job from holder to new_holder; False when it is gone or someone else moved it first."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
 
 
 @contextmanager
-def held(state: StateStore, name: str, ttl_s: float = 120.0, wait_s: float = 60.0, poll_s: float = 0.05) -> Iterator[bool]:
+def held(state: StateStore, name: str, ttl_s: float = 120.0, wait_s: float = 60.0, poll_s: float = 0.05,
+         info: dict | None = None, abandoned: Callable[[dict], bool] | None = None) -> Iterator[bool]:
     """Hold a named lock while the block runs (waiting up to wait_s for it); yields whether it was taken.
 
-    After wait_s the block runs anyway (a stuck holder must not stop the bot) and yields False.
+    After wait_s the block runs anyway (a stuck holder must not stop the bot) and yields False;
+    so it does at once when abandoned(the holder's info) says the holder is gone (checked every
+    half second while waiting).
     """
     deadline = time.monotonic() + wait_s
-    token = state.try_lock(name, {}, ttl_s)
+    token = state.try_lock(name, info or {}, ttl_s)
+    next_check = time.monotonic() + 0.5
     while token is None and time.monotonic() < deadline:
         time.sleep(poll_s)
-        token = state.try_lock(name, {}, ttl_s)
-    if token is None:
-        logger.warning("lock %s still held after %g s; going ahead without it", name, wait_s)
+        token = state.try_lock(name, info or {}, ttl_s)
+        if token is None and abandoned is not None and time.monotonic() >= next_check:
+            next_check = time.monotonic() + 0.5
+            holder = state.lock_info(name)
+            if holder is not None and abandoned(holder):
+                logger.warning("lock %s is held by a process that stopped; going ahead without it", name)
+                break
+    else:
+        if token is None:
+            logger.warning("lock %s still held after %g s; going ahead without it", name, wait_s)
     try:
         yield token is not None
     finally:
@@ -247,6 +274,7 @@ class MemoryState:
         self._votes: dict[str, Feedback] = {}
         self._locks: dict[str, tuple[str, float, dict]] = {}
         self._imported: set[str] = set()
+        self._jobs: dict[str, tuple[str, float, dict]] = {}  # id -> (holder, expiry, record)
 
     def first_delivery(self, event_id: str, ttl_s: float) -> bool:
         now = self.clock()
@@ -351,6 +379,29 @@ class MemoryState:
                 self._votes[f"import:{name}:{i}"] = vote
         return len(votes)
 
+    def add_job(self, job_id: str, holder: str, record: dict, ttl_s: float) -> None:
+        with self._lock:
+            self._jobs[job_id] = (holder, self.clock() + ttl_s, dict(record))
+
+    def finish_job(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+    def jobs(self) -> list[tuple[str, str, dict]]:
+        now = self.clock()
+        with self._lock:
+            for job_id in [j for j, (_, expiry, _) in self._jobs.items() if expiry <= now]:
+                del self._jobs[job_id]
+            return [(j, holder, dict(record)) for j, (holder, _, record) in self._jobs.items()]
+
+    def take_job(self, job_id: str, holder: str, new_holder: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job[0] != holder or job[1] <= self.clock():
+                return False
+            self._jobs[job_id] = (new_holder, job[1], job[2])
+            return True
+
     def close(self) -> None:
         pass
 
@@ -367,6 +418,7 @@ CREATE TABLE IF NOT EXISTS answers (id TEXT PRIMARY KEY, record TEXT NOT NULL, e
 CREATE TABLE IF NOT EXISTS feedback (key TEXT PRIMARY KEY, at REAL NOT NULL, vote TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, token TEXT NOT NULL, expires REAL NOT NULL, info TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL, record TEXT NOT NULL);
 """
 
 
@@ -539,6 +591,26 @@ class SQLiteState:
         row = self._db().execute("SELECT info FROM locks WHERE name = ? AND expires > ?", (name, self.clock())).fetchone()
         return json.loads(row[0]) if row else None
 
+    def add_job(self, job_id: str, holder: str, record: dict, ttl_s: float) -> None:
+        self._db().execute(
+            "INSERT OR REPLACE INTO jobs (id, holder, expires, record) VALUES (?, ?, ?, ?)",
+            (job_id, holder, self.clock() + ttl_s, json.dumps(record, ensure_ascii=False)),
+        )
+
+    def finish_job(self, job_id: str) -> None:
+        self._db().execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def jobs(self) -> list[tuple[str, str, dict]]:
+        db = self._db()
+        db.execute("DELETE FROM jobs WHERE expires <= ?", (self.clock(),))
+        return [(j, holder, json.loads(record)) for j, holder, record in db.execute("SELECT id, holder, record FROM jobs ORDER BY rowid")]
+
+    def take_job(self, job_id: str, holder: str, new_holder: str) -> bool:
+        cursor = self._db().execute(
+            "UPDATE jobs SET holder = ? WHERE id = ? AND holder = ? AND expires > ?", (new_holder, job_id, holder, self.clock())
+        )
+        return cursor.rowcount == 1
+
     def close(self) -> None:
         with self._all_lock:
             for db in self._all:
@@ -572,6 +644,16 @@ local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 if cjson.decode(v)['token'] ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
+return 1
+"""
+# KEYS[1] the jobs hash; ARGV job id, holder, new holder: move the job only while holder has it
+_TAKE_LUA = """
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 0 end
+local job = cjson.decode(v)
+if job['holder'] ~= ARGV[2] then return 0 end
+job['holder'] = ARGV[3]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(job))
 return 1
 """
 _RELEASE_LUA = """
@@ -621,6 +703,7 @@ class RedisState:
         self._rate = self.r.register_script(_RATE_LUA)
         self._refresh = self.r.register_script(_REFRESH_LUA)
         self._release = self.r.register_script(_RELEASE_LUA)
+        self._take = self.r.register_script(_TAKE_LUA)
 
     @staticmethod
     def _clean(text: str, password: str | None) -> str:
@@ -699,6 +782,28 @@ class RedisState:
     def lock_info(self, name: str) -> dict | None:
         text = self.r.get(self._k("lock", name))
         return json.loads(text)["info"] if text else None
+
+    def add_job(self, job_id: str, holder: str, record: dict, ttl_s: float) -> None:
+        job = {"holder": holder, "expires": self.clock() + ttl_s, "record": record}
+        self.r.hset(self._k("jobs"), job_id, json.dumps(job, ensure_ascii=False))
+
+    def finish_job(self, job_id: str) -> None:
+        self.r.hdel(self._k("jobs"), job_id)
+
+    def jobs(self) -> list[tuple[str, str, dict]]:
+        now, found, expired = self.clock(), [], []
+        for job_id, text in self.r.hgetall(self._k("jobs")).items():
+            job = json.loads(text)
+            if job["expires"] <= now:
+                expired.append(job_id)
+            else:
+                found.append((job_id, job["holder"], job["record"]))
+        if expired:
+            self.r.hdel(self._k("jobs"), *expired)
+        return found
+
+    def take_job(self, job_id: str, holder: str, new_holder: str) -> bool:
+        return bool(self._take(keys=[self._k("jobs")], args=[job_id, holder, new_holder]))
 
     def close(self) -> None:
         self.r.close()

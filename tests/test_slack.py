@@ -348,3 +348,36 @@ def test_start_logs_no_token_conflict_warning(tmp_path, monkeypatch, caplog):
         assert not [r for r in caplog.records if "token" in r.getMessage().lower() and r.levelno >= logging.WARNING]
     finally:
         h.close()
+
+
+def test_events_are_noted_until_answered_or_left(tmp_path):
+    """A mention is kept as a job in the state store from before its ack until its answer is posted (another
+    worker answers it if this one stops); events the bot leaves (chatter in threads it does not know, other
+    bots) end their job at once, so nothing is left for another worker to answer twice."""
+    gate = threading.Event()
+    h = Harness(tmp_path, answerer=FakeAnswerer(gate=gate))
+    h.core.start_recovery()
+    try:
+        assert h.mention("Who can run /ragbot-ingest?", event_id="EvJ1", ts="501.1")[0] == 200
+        assert _soon(lambda: len(h.feedback.jobs()) == 1)
+        [(job_id, holder, record)] = h.feedback.jobs()
+        assert job_id == "slack:EvJ1" and holder == h.core.holder and record["event"]["ts"] == "501.1"
+        chatter = {"type": "message", "channel_type": "channel", "user": "U2", "text": "lunch?", "ts": "502.2",
+                   "thread_ts": "900.1", "channel": "C1"}
+        other_bot = {"type": "app_mention", "bot_id": "B9", "user": "U3", "text": "<@UBOT> hi", "ts": "503.1", "channel": "C1"}
+        for i, event in enumerate((chatter, other_bot)):
+            assert h.send(event_body(event, f"EvLeft{i}"))[0] == 200
+        assert _soon(lambda: [j for j, _, _ in h.feedback.jobs()] == ["slack:EvJ1"])
+        gate.set()
+        _answer_posts(h.api, 1)
+        assert _soon(lambda: h.feedback.jobs() == [])
+    finally:
+        gate.set()
+        h.close()
+
+
+def _soon(check, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return check()

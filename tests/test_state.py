@@ -16,12 +16,13 @@ import multiprocessing
 import threading
 import time
 import uuid
+from dataclasses import asdict
 from types import SimpleNamespace
 
 import pytest
 
 from bot.config import AppConfig, BotConfig
-from bot.core import BotCore
+from bot.core import BotCore, IncomingMessage
 from bot.feedback import Feedback
 from bot.slack_format import FEEDBACK_HELPFUL
 from bot.state import (
@@ -479,3 +480,101 @@ def test_serve_discord_refuses_a_second_gateway_for_the_same_token(tmp_path, mon
         assert "already held by otherhost:4242" in err and "discord-secret-token" not in err
     finally:
         other.close()
+
+
+# -- questions accepted and not answered: jobs another worker takes over ---------------------
+def test_a_job_moves_to_one_new_holder_only(store):
+    store.add_job("j1", "A", {"message": {"text": "q 日本語"}}, ttl_s=60)
+    store.add_job("j2", "A", {"message": {"text": "q2"}}, ttl_s=60)
+    assert sorted(store.jobs()) == [("j1", "A", {"message": {"text": "q 日本語"}}), ("j2", "A", {"message": {"text": "q2"}})]
+    assert store.take_job("j1", "A", "B") is True
+    assert store.take_job("j1", "A", "C") is False  # B was first
+    assert ("j1", "B", {"message": {"text": "q 日本語"}}) in store.jobs()
+    store.finish_job("j1")
+    assert [j for j, _, _ in store.jobs()] == ["j2"] and store.take_job("j1", "B", "C") is False
+
+
+def test_an_old_job_is_not_taken_over(store):
+    store.add_job("old", "A", {"message": {}}, ttl_s=0.2)
+    time.sleep(0.5)  # past its expiry (only that side is asserted)
+    assert store.jobs() == []
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _soon(check, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return check()
+
+
+def _question(i: int) -> IncomingMessage:
+    return IncomingMessage(f"How do I re-ingest? ({i})", f"U{i}", "C1", thread=f"17{i}.5", platform="slack")
+
+
+def test_a_worker_that_stops_leaves_its_questions_to_another(tmp_path):
+    """Worker A notes two questions (as the Slack adapter does before its ack) and stops before answering
+    them (Slack will not send them again); once A's liveness mark lapses, worker B answers both, once each."""
+    clock = _Clock()
+    state = SQLiteState(tmp_path / "state.sqlite", clock=clock)  # one file, as two processes on a host share it
+    config = BotConfig(workers=1, queue_size=4, job_liveness_s=30, job_check_s=5)
+    gate = threading.Event()  # A never gets past its first answer: it "stopped"
+    a = BotCore(FakeAnswerer(gate=gate), config, state)
+    b_answerer = FakeAnswerer(text="B answers [1].")
+    b = BotCore(b_answerer, config, state)
+    delivered: list[tuple[str, str, str]] = []
+
+    def resumer(core, name):
+        def resume(job_id, record):
+            message = IncomingMessage(**record["message"])
+            core.submit(message, deliver=lambda reply: delivered.append((name, message.thread, reply.text)), job_id=job_id)
+        return resume
+
+    for core, name in ((a, "A"), (b, "B")):
+        core.resume_with("slack", resumer(core, name))
+        assert core.keep_alive()
+    try:
+        for i in range(2):
+            message = _question(i)
+            assert a.note_job(f"job{i}", "slack", {"message": asdict(message)})
+            assert a.submit(message, deliver=lambda reply: delivered.append(("A", "", reply.text)), job_id=f"job{i}") is None
+        assert len(state.jobs()) == 2
+        assert b.recover() == 0  # A is alive: its questions are its own
+        clock.now += 31  # A renews nothing any more
+        assert b.keep_alive() and b.recover() == 2
+        assert _soon(lambda: len(delivered) == 2)
+        assert sorted(delivered) == [("B", "170.5", "B answers [1]."), ("B", "171.5", "B answers [1].")]
+        assert _soon(lambda: state.jobs() == []) and b.recover() == 0  # each forgotten once delivered
+        assert [c["question"] for c in b_answerer.calls] == ["How do I re-ingest? (0)", "How do I re-ingest? (1)"]
+    finally:
+        gate.set()
+        b.close()
+        a.close()
+        state.close()
+
+
+def test_an_answered_question_leaves_no_job(tmp_path):
+    state = SQLiteState(tmp_path / "state.sqlite")
+    core = BotCore(FakeAnswerer(), BotConfig(), state)
+    replies = []
+    core.resume_with("slack", lambda job_id, record: None)
+    core.start_recovery()
+    try:
+        assert core.note_job("job1", "slack", {"message": asdict(_question(1))})
+        assert core.submit(_question(1), deliver=replies.append, job_id="job1") is None
+        deadline = time.monotonic() + 10
+        while not replies and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert replies and replies[0].kind == "answer"
+        assert _soon(lambda: state.jobs() == [])
+    finally:
+        core.close()
+    assert state.lock_info(f"alive:{core.holder}") is None  # a clean stop drops the liveness mark
+    state.close()
