@@ -216,10 +216,48 @@ class Retriever:
                         self._load(found, space, ids, where)
                     hits = [(key, score) for key, score in hits if key[1] in found.passages]
                 found.channels.append(Channel(name, weight, [k for k, _ in hits], [s for _, s in hits]))
+        self._bridge(found, where)
         for channel in found.channels:
             for space, cid in channel.keys:
                 found.seen.setdefault(cid, space)
         return found
+
+    def _bridge_seeds(self, found: Candidates) -> list[tuple[str, float]]:
+        """The chunks the bridged searches start from: the k best so far (chunk id, fused score)."""
+        return self.fused(found)[: self.config.bridge.k]
+
+    def _bridge(self, found: Candidates, where: dict | None) -> None:
+        """Search each space that cannot read the question with the mean of its vectors of the best hits so far.
+
+        A Japanese question embedded by English MiniLM lands at random, yet the English chunks
+        that e5 and the translated keywords put first are stored in MiniLM too: their MiniLM
+        vectors say, in a space that reads English well, what the question is about
+        (pseudo-relevance feedback, Rocchio's centroid without the unreadable question). One
+        vector fetch of k ids and one nearest-neighbour search per such space; nothing when the
+        question's language is read by every space (an English question in the default), or
+        when none of the best hits is held by the space (a Japanese corpus).
+        Its scores are cosines to the centroid, not to the question: they rank, never decide
+        (the relevance decision reads the question's cosine in a space that reads it).
+        """
+        cfg = self.config.bridge
+        deaf = [s for s in found.vectors if not self.kb.embedding.reads(s, found.lang)]
+        if cfg.k <= 0 or cfg.weight <= 0 or not deaf or len(deaf) == len(found.vectors):
+            return
+        seeds = self._bridge_seeds(found)
+        for space in deaf:
+            held = self.kb.stored_vectors(space, [cid for cid, _ in seeds])
+            if not held:
+                continue
+            centroid = np.zeros_like(next(iter(held.values())), dtype=np.float32)
+            for cid, weight in seeds:
+                if cid in held:
+                    vec = np.asarray(held[cid], dtype=np.float32)
+                    centroid += weight * vec / max(float(np.linalg.norm(vec)), 1e-12)
+            norm = float(np.linalg.norm(centroid))
+            if norm <= 0:
+                continue
+            hits = self.kb.nearest(space, centroid / norm, self.config.dense_k, where=where)
+            found.channels.append(Channel(f"bridge:{space}", cfg.weight, [(space, cid) for cid, _ in hits], [sc for _, sc in hits]))
 
     def _dense(self, question: str, space: str, where: dict | None) -> tuple[np.ndarray, list[tuple[str, float]]]:
         """A space's question vector and its nearest chunks (ids and cosines: texts are fetched only for the few kept)."""
@@ -323,8 +361,8 @@ class Retriever:
     @staticmethod
     def _reaches(channel: Channel, holders: set[str] | None, same_language: bool) -> bool:
         """Whether a channel could have found a chunk held by these spaces (in the question's language or not)."""
-        if channel.name.startswith("dense:"):
-            return holders is None or channel.name[6:] in holders
+        if channel.name.startswith(("dense:", "bridge:")):
+            return holders is None or channel.name.split(":", 1)[1] in holders
         if channel.name == "keyword:translated":
             return not same_language
         return same_language
