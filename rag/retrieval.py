@@ -235,7 +235,8 @@ class Retriever:
         (pseudo-relevance feedback, Rocchio's centroid without the unreadable question). One
         vector fetch of k ids and one nearest-neighbour search per such space; nothing when the
         question's language is read by every space (an English question in the default), or
-        when none of the best hits is held by the space (a Japanese corpus).
+        when none of the best hits is held by the space (a Japanese corpus); its weight is
+        `retrieval.bridge.weight` times the share of the best hits (by fused score) the space holds.
         Its scores are cosines to the centroid, not to the question: they rank, never decide
         (the relevance decision reads the question's cosine in a space that reads it).
         """
@@ -244,10 +245,14 @@ class Retriever:
         if cfg.k <= 0 or cfg.weight <= 0 or not deaf or len(deaf) == len(found.vectors):
             return
         seeds = self._bridge_seeds(found)
+        total = sum(weight for _, weight in seeds)
         for space in deaf:
             held = self.kb.stored_vectors(space, [cid for cid, _ in seeds])
-            if not held:
+            if not held or total <= 0:
                 continue
+            # it counts as much as the best hits are the space's: fully over English pages, a fifth for a
+            # Japanese question whose best hits are Japanese pages but one
+            share = sum(weight for cid, weight in seeds if cid in held) / total
             centroid = np.zeros_like(next(iter(held.values())), dtype=np.float32)
             for cid, weight in seeds:
                 if cid in held:
@@ -257,7 +262,9 @@ class Retriever:
             if norm <= 0:
                 continue
             hits = self.kb.nearest(space, centroid / norm, self.config.dense_k, where=where)
-            found.channels.append(Channel(f"bridge:{space}", cfg.weight, [(space, cid) for cid, _ in hits], [sc for _, sc in hits]))
+            found.channels.append(
+                Channel(f"bridge:{space}", cfg.weight * share, [(space, cid) for cid, _ in hits], [sc for _, sc in hits])
+            )
 
     def _dense(self, question: str, space: str, where: dict | None) -> tuple[np.ndarray, list[tuple[str, float]]]:
         """A space's question vector and its nearest chunks (ids and cosines: texts are fetched only for the few kept)."""

@@ -15,7 +15,7 @@ from rag.errors import ConfigError
 from rag.keywords import Analyzer, LocalKeywordIndex
 from rag.knowledge import KnowledgeBase
 from rag.records import Chunk, Locator
-from rag.retrieval import Retriever, fuse, fuse_scores, near_duplicate
+from rag.retrieval import Candidates, Retriever, fuse, fuse_scores, near_duplicate
 from rag.store import VectorStore
 from tests.conftest import REPO, fast_config
 
@@ -543,4 +543,23 @@ def test_the_bridge_finds_nothing_for_an_off_topic_question_and_leaves_english_o
     assert kb.retriever.ranked(OFF_TOPIC_JA, 5, floor=False)  # though the bridge did rank pages
     english = kb.retriever.candidates("what raises the chance of a heart attack", lang="en")
     assert not any(c.name.startswith("bridge:") for c in english.channels)  # both spaces read English: no extra search
+    kb.store.close()
+
+
+def test_the_bridge_counts_as_much_as_the_best_hits_are_in_its_space(tmp_path):
+    # a Japanese question over Japanese pages and one English page: MiniLM holds one of the five best hits
+    kb = _two_spaces(tmp_path, {"ja": "ja", "*": ["en", "ja"]}, min_en=0.5, min_ja=0.85)
+    e = np.eye(4, dtype=np.float32)
+    ja = [_chunk(f"j{i}", f"日本語のページ{i}です", f"/j{i}.md") for i in range(4)]
+    en = _chunk("e", "An English page about the same thing", "/e.md")
+    kb.write("ja", [*ja, en], np.stack([unit(1, 0.1 * i, 0, 0) for i in range(5)]))
+    kb.write("en", [en], e[1:2])
+    for space, vec in (("ja", e[0]), ("en", e[2])):
+        kb.use_embedder(space, FakeEmbedder(f"hashing:{'e' if space == 'en' else 'j'}", {QUESTION_JA: vec}))
+    found = kb.retriever.candidates(QUESTION_JA)
+    bridge = next(c for c in found.channels if c.name == "bridge:en")
+    seeds = kb.retriever.fused(Candidates([c for c in found.channels if c is not bridge], found.lang))[:5]
+    assert [cid for cid, _ in seeds][-1] == "e"  # the English page is the fifth best
+    assert bridge.weight == pytest.approx(seeds[-1][1] / sum(s for _, s in seeds))  # its share of the five, not 1.0
+    assert 0 < bridge.weight < 0.2
     kb.store.close()
