@@ -3,8 +3,9 @@
 A question's language is detected once (or passed in). It is embedded in every space that
 holds chunks and searched there; the keyword index is searched once across all spaces (one
 BM25 ranking), and, when `retrieval.keyword.translate` is on, once more with the question's
-terms translated into the other language (rag.bilingual: JMdict glosses). Each ranking is a
-channel. Dense channels of spaces that cannot read the question's language (the language is
+terms translated into the other language (rag.bilingual: JMdict glosses). A space that cannot
+read the question (MiniLM for a Japanese one) is searched once more with the mean of its own
+vectors of the best hits so far (`retrieval.bridge`). Each ranking is a channel. Dense channels of spaces that cannot read the question's language (the language is
 not routed to them: an English model ranks Japanese text at random) count less
 (`other_space_weight`); a chunk embedded in two spaces (English text also in the multilingual
 space, the default) is one candidate that both dense rankings vote for. Channels are merged by
