@@ -93,6 +93,7 @@ class Candidates:
     vectors: dict[str, np.ndarray] = field(default_factory=dict)  # space -> the question's vector
     seen: dict[str, str] = field(default_factory=dict)  # chunk id -> the first space a channel found it in
     terms: list[str] = field(default_factory=list)  # the question's keyword terms (for keyword evidence)
+    holders: dict[str, set[str]] = field(default_factory=dict)  # chunk id -> the spaces holding it, as looked up so far
 
 
 def fuse(rankings: Sequence[tuple[Sequence, float]], rrf_k: int = 60) -> list[tuple[object, float]]:
@@ -297,9 +298,12 @@ class Retriever:
     def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None) -> None:
         """Fetch the passages of ids not fetched yet from a space (their text and metadata)."""
         missing = [cid for cid in ids if cid not in found.passages]
-        # a vector is read only where the chunk's cosine in this space is not known yet (a keyword hit):
+        # a vector is read only where the chunk's cosine in this space is not known yet (a keyword hit) and
+        # can decide (the space reads the question; the judging space's cosine is read by _cosines otherwise):
         # reading vectors doubles the cost of a fetch, and a question's dense hits come with their cosine
-        unscored = {cid for cid in missing if space in found.vectors and (space, cid) not in found.scores}
+        unscored = set()
+        if space in found.vectors and self.kb.embedding.reads(space, found.lang):
+            unscored = {cid for cid in missing if (space, cid) not in found.scores}
         for vectors in (True, False):
             group = [cid for cid in missing if (cid in unscored) == vectors]
             if not group:
@@ -335,7 +339,9 @@ class Retriever:
         hit_by: dict[str, set[int]] = {}
         first_seen: dict[str, int] = {}
         keys = {cid for c in channels for _, cid in c.keys}
-        holders = self.kb.keywords.spaces_of(list(keys)) if self.config.keyword.enabled else {}
+        holders = found.holders
+        if self.config.keyword.enabled:  # looked up once per chunk and question (fusion runs again after the bridge)
+            holders.update(self.kb.keywords.spaces_of([cid for cid in keys if cid not in holders]))
         own = set(self.kb.embedding.spaces_for(found.lang))  # where chunks in the question's language live
         kw = self.config.keyword
         for n, c in enumerate(channels):
