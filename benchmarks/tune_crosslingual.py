@@ -7,7 +7,8 @@ cannot read the question: MiniLM for a Japanese question), `retrieval.keyword.tr
 and the bridged search (`retrieval.bridge.k`, `retrieval.bridge.weight`: the space that cannot
 read the question searched with the mean vector of the best hits so far). `--seeds` also tries
 where the bridge starts from: `fused` (the shipped: the best fused hits so far), `dense` (the
-best hits of the spaces that read the question, dense only), each weighted by score or `-uniform`.
+best hits of the spaces that read the question, dense only), each weighted by score, or
+`-uniform`, `-squared` (score squared), `-rank` (1 / rank).
 Both sets are tuning splits (crosslingual/scifact-ja-train, crosslingual/jsquad-valid-en): a
 setting chosen here is reported on them as in-sample. A question set whose ranking cannot change
 between two settings (same translate_weight; the bridge only acts where a space cannot read the
@@ -53,6 +54,10 @@ class SeedVariant(Retriever):
             top = self.fused(found)[:k]
         if self.seeds.endswith("-uniform"):
             top = [(cid, 1.0) for cid, _ in top]
+        elif self.seeds.endswith("-squared"):
+            top = [(cid, score * score) for cid, score in top]
+        elif self.seeds.endswith("-rank"):
+            top = [(cid, 1.0 / rank) for rank, (cid, _) in enumerate(top, 1)]
         return top
 
 
@@ -64,7 +69,7 @@ def main() -> None:
     parser.add_argument("--translate", default="0.5,1,1.5")
     parser.add_argument("--bridge-k", default=None, help="comma-separated retrieval.bridge.k values (default: shipped)")
     parser.add_argument("--bridge-weight", default=None, help="comma-separated retrieval.bridge.weight values (default: shipped)")
-    parser.add_argument("--seeds", default="fused", help="comma-separated: fused, dense, fused-uniform, dense-uniform")
+    parser.add_argument("--seeds", default="fused", help="comma-separated: fused, dense, with -uniform, -squared or -rank")
     args = parser.parse_args()
     config = AppConfig()
     r = config.retrieval
