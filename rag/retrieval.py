@@ -5,8 +5,9 @@ holds chunks and searched there; the keyword index is searched once across all s
 BM25 ranking), and, when `retrieval.keyword.translate` is on, once more with the question's
 terms translated into the other language (rag.bilingual: JMdict glosses). A space that cannot
 read the question (MiniLM for a Japanese one) is searched once more with the mean of its own
-vectors of the best hits so far (`retrieval.bridge`). Each ranking is a channel. Dense channels of spaces that cannot read the question's language (the language is
-not routed to them: an English model ranks Japanese text at random) count less
+vectors of the best hits so far (`retrieval.bridge`). Each ranking is a channel. Dense
+channels of spaces that cannot read the question's language (the language is not routed to
+them: an English model ranks Japanese text at random) count less
 (`other_space_weight`); a chunk embedded in two spaces (English text also in the multilingual
 space, the default) is one candidate that both dense rankings vote for. Channels are merged by
 weighted score fusion (each channel's scores min-max scaled within the question's hits, so
