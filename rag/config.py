@@ -14,6 +14,8 @@ EN_FLOOR = 0.28
 JA_FLOOR = 0.845
 KEYWORD_SHARE = 0.8  # keyword evidence: share of the question's rare terms a passage must hold
 TRANSLATE_WEIGHT = 0.5
+BRIDGE_K = 5
+BRIDGE_WEIGHT = 1.0
 
 
 class _Strict(BaseModel):
@@ -241,6 +243,22 @@ class KeywordConfig(_Strict):
     translate_weight: float = Field(TRANSLATE_WEIGHT, ge=0, description="Weight of the translated keyword search in the fusion.")
 
 
+class BridgeConfig(_Strict):
+    """Searching a space that cannot read the question with what the spaces that can read it found."""
+
+    k: int = Field(
+        BRIDGE_K,
+        ge=0,
+        le=100,
+        description=(
+            "A question in a language a space cannot read (a Japanese question, the English MiniLM space) searches "
+            "that space once more with the mean of its vectors of the question's k best hits so far (English chunks "
+            "found by e5 and the keyword channels): pseudo-relevance feedback across spaces. 0: off."
+        ),
+    )
+    weight: float = Field(BRIDGE_WEIGHT, ge=0, description="Weight of that bridged search in the fusion; 0: off.")
+
+
 class RetrievalConfig(_Strict):
     """How a question becomes passages: dense search per space, keyword search, fusion, floor."""
 
@@ -263,6 +281,7 @@ class RetrievalConfig(_Strict):
         ),
     )
     keyword: KeywordConfig = Field(default_factory=KeywordConfig)
+    bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     floor: bool = Field(
         True,
         description=(

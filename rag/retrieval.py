@@ -3,9 +3,11 @@
 A question's language is detected once (or passed in). It is embedded in every space that
 holds chunks and searched there; the keyword index is searched once across all spaces (one
 BM25 ranking), and, when `retrieval.keyword.translate` is on, once more with the question's
-terms translated into the other language (rag.bilingual: JMdict glosses). Each ranking is a
-channel. Dense channels of spaces that cannot read the question's language (the language is
-not routed to them: an English model ranks Japanese text at random) count less
+terms translated into the other language (rag.bilingual: JMdict glosses). A space that cannot
+read the question (MiniLM for a Japanese one) is searched once more with the mean of its own
+vectors of the best hits so far (`retrieval.bridge`). Each ranking is a channel. Dense
+channels of spaces that cannot read the question's language (the language is not routed to
+them: an English model ranks Japanese text at random) count less
 (`other_space_weight`); a chunk embedded in two spaces (English text also in the multilingual
 space, the default) is one candidate that both dense rankings vote for. Channels are merged by
 weighted score fusion (each channel's scores min-max scaled within the question's hits, so
@@ -92,6 +94,7 @@ class Candidates:
     vectors: dict[str, np.ndarray] = field(default_factory=dict)  # space -> the question's vector
     seen: dict[str, str] = field(default_factory=dict)  # chunk id -> the first space a channel found it in
     terms: list[str] = field(default_factory=list)  # the question's keyword terms (for keyword evidence)
+    holders: dict[str, set[str]] = field(default_factory=dict)  # chunk id -> the spaces holding it, as looked up so far
 
 
 def fuse(rankings: Sequence[tuple[Sequence, float]], rrf_k: int = 60) -> list[tuple[object, float]]:
@@ -216,10 +219,55 @@ class Retriever:
                         self._load(found, space, ids, where)
                     hits = [(key, score) for key, score in hits if key[1] in found.passages]
                 found.channels.append(Channel(name, weight, [k for k, _ in hits], [s for _, s in hits]))
+        self._bridge(found, where)
         for channel in found.channels:
             for space, cid in channel.keys:
                 found.seen.setdefault(cid, space)
         return found
+
+    def _bridge_seeds(self, found: Candidates) -> list[tuple[str, float]]:
+        """The chunks the bridged searches start from: the k best so far (chunk id, fused score)."""
+        return self.fused(found)[: self.config.bridge.k]
+
+    def _bridge(self, found: Candidates, where: dict | None) -> None:
+        """Search each space that cannot read the question with the mean of its vectors of the best hits so far.
+
+        A Japanese question embedded by English MiniLM lands at random, yet the English chunks
+        that e5 and the translated keywords put first are stored in MiniLM too: their MiniLM
+        vectors say, in a space that reads English well, what the question is about
+        (pseudo-relevance feedback, Rocchio's centroid without the unreadable question). One
+        vector fetch of k ids and one nearest-neighbour search per such space; nothing when the
+        question's language is read by every space (an English question in the default), or
+        when none of the best hits is held by the space (a Japanese corpus); its weight is
+        `retrieval.bridge.weight` times the share of the best hits (by fused score) the space holds.
+        Its scores are cosines to the centroid, not to the question: they rank, never decide
+        (the relevance decision reads the question's cosine in a space that reads it).
+        """
+        cfg = self.config.bridge
+        deaf = [s for s in found.vectors if not self.kb.embedding.reads(s, found.lang)]
+        if cfg.k <= 0 or cfg.weight <= 0 or not deaf or len(deaf) == len(found.vectors):
+            return
+        seeds = self._bridge_seeds(found)
+        total = sum(weight for _, weight in seeds)
+        for space in deaf:
+            held = self.kb.stored_vectors(space, [cid for cid, _ in seeds])
+            if not held or total <= 0:
+                continue
+            # it counts as much as the best hits are the space's: fully over English pages, a fifth for a
+            # Japanese question whose best hits are Japanese pages but one
+            share = sum(weight for cid, weight in seeds if cid in held) / total
+            centroid = np.zeros_like(next(iter(held.values())), dtype=np.float32)
+            for cid, weight in seeds:
+                if cid in held:
+                    vec = np.asarray(held[cid], dtype=np.float32)
+                    centroid += weight * vec / max(float(np.linalg.norm(vec)), 1e-12)
+            norm = float(np.linalg.norm(centroid))
+            if norm <= 0:
+                continue
+            hits = self.kb.nearest(space, centroid / norm, self.config.dense_k, where=where)
+            found.channels.append(
+                Channel(f"bridge:{space}", cfg.weight * share, [(space, cid) for cid, _ in hits], [sc for _, sc in hits])
+            )
 
     def _dense(self, question: str, space: str, where: dict | None) -> tuple[np.ndarray, list[tuple[str, float]]]:
         """A space's question vector and its nearest chunks (ids and cosines: texts are fetched only for the few kept)."""
@@ -251,9 +299,12 @@ class Retriever:
     def _load(self, found: Candidates, space: str, ids: Sequence[str], where: dict | None = None) -> None:
         """Fetch the passages of ids not fetched yet from a space (their text and metadata)."""
         missing = [cid for cid in ids if cid not in found.passages]
-        # a vector is read only where the chunk's cosine in this space is not known yet (a keyword hit):
+        # a vector is read only where the chunk's cosine in this space is not known yet (a keyword hit) and
+        # can decide (the space reads the question; the judging space's cosine is read by _cosines otherwise):
         # reading vectors doubles the cost of a fetch, and a question's dense hits come with their cosine
-        unscored = {cid for cid in missing if space in found.vectors and (space, cid) not in found.scores}
+        unscored = set()
+        if space in found.vectors and self.kb.embedding.reads(space, found.lang):
+            unscored = {cid for cid in missing if (space, cid) not in found.scores}
         for vectors in (True, False):
             group = [cid for cid in missing if (cid in unscored) == vectors]
             if not group:
@@ -289,7 +340,9 @@ class Retriever:
         hit_by: dict[str, set[int]] = {}
         first_seen: dict[str, int] = {}
         keys = {cid for c in channels for _, cid in c.keys}
-        holders = self.kb.keywords.spaces_of(list(keys)) if self.config.keyword.enabled else {}
+        holders = found.holders
+        if self.config.keyword.enabled:  # looked up once per chunk and question (fusion runs again after the bridge)
+            holders.update(self.kb.keywords.spaces_of([cid for cid in keys if cid not in holders]))
         own = set(self.kb.embedding.spaces_for(found.lang))  # where chunks in the question's language live
         kw = self.config.keyword
         for n, c in enumerate(channels):
@@ -323,8 +376,8 @@ class Retriever:
     @staticmethod
     def _reaches(channel: Channel, holders: set[str] | None, same_language: bool) -> bool:
         """Whether a channel could have found a chunk held by these spaces (in the question's language or not)."""
-        if channel.name.startswith("dense:"):
-            return holders is None or channel.name[6:] in holders
+        if channel.name.startswith(("dense:", "bridge:")):
+            return holders is None or channel.name.split(":", 1)[1] in holders
         if channel.name == "keyword:translated":
             return not same_language
         return same_language

@@ -15,7 +15,7 @@ from rag.errors import ConfigError
 from rag.keywords import Analyzer, LocalKeywordIndex
 from rag.knowledge import KnowledgeBase
 from rag.records import Chunk, Locator
-from rag.retrieval import Retriever, fuse, fuse_scores, near_duplicate
+from rag.retrieval import Candidates, Retriever, fuse, fuse_scores, near_duplicate
 from rag.store import VectorStore
 from tests.conftest import REPO, fast_config
 
@@ -491,4 +491,75 @@ def test_a_question_is_embedded_in_both_spaces_at_once_with_the_same_results(tmp
     got = [(p.id, p.space, p.score, p.cosine) for p in kb.retrieve(question, k=5)]
     assert got == expected  # the same passages, scores and cosines, bit for bit
     assert embedders["en"].threads[0] != embedders["ja"].threads[0]
+    kb.store.close()
+
+
+# -- the bridge: a space that cannot read the question, searched with the best hits' own vectors ----------
+QUESTION_JA = "心筋梗塞の危険因子は？"
+OFF_TOPIC_JA = "経費精算の締め日はいつですか？"
+
+
+def _bridged(tmp_path, **retrieval):
+    """English pages in both spaces. e5 (ja) reads the Japanese question and finds two pages about its topic
+    first, then two decoys; the answer page sits above e5's floor but below the decoys. In MiniLM (en),
+    which cannot read the question (its vector points at the decoys), the answer page is the neighbour
+    of the two pages e5 put first."""
+    kb = _two_spaces(tmp_path, {"ja": "ja", "*": ["en", "ja"]}, min_en=0.5, min_ja=0.85, **retrieval)
+    e = np.eye(6, dtype=np.float32)
+    pages = {  # id: (text, e5 vector, MiniLM vector)
+        "first": ("Smoking and high blood pressure raise the chance of an infarct", unit(1, 0.1, 0, 0, 0, 0), unit(0, 1, 0.1, 0, 0, 0)),
+        "second": ("Obesity is linked with coronary disease", unit(1, 0.15, 0, 0, 0, 0), unit(0, 1, 0, 0.1, 0, 0)),
+        "decoy1": ("Coronary stents are made of metal mesh", unit(1, 0.25, 0, 0, 0, 0), e[2]),
+        "decoy2": ("Cardiac surgeons train for many years", unit(1, 0.3, 0, 0, 0, 0), e[3]),
+        "answer": ("Diabetes and high cholesterol also add to that chance", unit(1, 0.5, 0, 0, 0, 0), e[1]),
+        "filler1": ("The museum opens at nine", unit(1, 2, 0, 0, 0, 0), e[4]),
+        "filler2": ("Trains leave every ten minutes", unit(1, 2.1, 0, 0, 0, 0), e[4]),
+    }
+    chunks = [_chunk(cid, text, f"/{cid}.md") for cid, (text, _, _) in pages.items()]
+    kb.write("ja", chunks, np.stack([v for _, v, _ in pages.values()]))
+    kb.write("en", chunks, np.stack([v for _, _, v in pages.values()]))
+    queries = {"ja": {QUESTION_JA: e[0], OFF_TOPIC_JA: e[5], "what": e[0]},
+               "en": {QUESTION_JA: unit(0, 0, 1, 1, 0, 0), OFF_TOPIC_JA: e[4], "what": e[1]}}
+    for space, table in queries.items():
+        kb.use_embedder(space, FakeEmbedder(f"hashing:{'e' if space == 'en' else 'j'}", table))
+    return kb
+
+
+def test_a_japanese_question_reaches_the_english_answer_through_the_bridge(tmp_path):
+    kb = _bridged(tmp_path)
+    hits = kb.retrieve(QUESTION_JA, k=3)
+    assert [p.source for p in hits] == ["/first.md", "/second.md", "/answer.md"], [(p.source, round(p.score, 3)) for p in hits]
+    assert hits[2].space == "ja" and hits[2].cosine == pytest.approx(0.894, abs=1e-3)  # judged by e5, not by the bridge
+    assert "bridge:en" in {c.name for c in kb.retriever.candidates(QUESTION_JA).channels}
+    off = _bridged(tmp_path / "off", bridge={"k": 0})  # without it, the answer page comes after the decoys
+    assert [p.source for p in off.retrieve(QUESTION_JA, k=5)][-1] == "/answer.md"
+    kb.store.close()
+    off.store.close()
+
+
+def test_the_bridge_finds_nothing_for_an_off_topic_question_and_leaves_english_ones_alone(tmp_path):
+    kb = _bridged(tmp_path)
+    assert kb.retrieve(OFF_TOPIC_JA, k=5) == []  # e5 cosines 0 everywhere: still "not found"
+    assert kb.retriever.ranked(OFF_TOPIC_JA, 5, floor=False)  # though the bridge did rank pages
+    english = kb.retriever.candidates("what raises the chance of a heart attack", lang="en")
+    assert not any(c.name.startswith("bridge:") for c in english.channels)  # both spaces read English: no extra search
+    kb.store.close()
+
+
+def test_the_bridge_counts_as_much_as_the_best_hits_are_in_its_space(tmp_path):
+    # a Japanese question over Japanese pages and one English page: MiniLM holds one of the five best hits
+    kb = _two_spaces(tmp_path, {"ja": "ja", "*": ["en", "ja"]}, min_en=0.5, min_ja=0.85)
+    e = np.eye(4, dtype=np.float32)
+    ja = [_chunk(f"j{i}", f"日本語のページ{i}です", f"/j{i}.md") for i in range(4)]
+    en = _chunk("e", "An English page about the same thing", "/e.md")
+    kb.write("ja", [*ja, en], np.stack([unit(1, 0.1 * i, 0, 0) for i in range(5)]))
+    kb.write("en", [en], e[1:2])
+    for space, vec in (("ja", e[0]), ("en", e[2])):
+        kb.use_embedder(space, FakeEmbedder(f"hashing:{'e' if space == 'en' else 'j'}", {QUESTION_JA: vec}))
+    found = kb.retriever.candidates(QUESTION_JA)
+    bridge = next(c for c in found.channels if c.name == "bridge:en")
+    seeds = kb.retriever.fused(Candidates([c for c in found.channels if c is not bridge], found.lang))[:5]
+    assert [cid for cid, _ in seeds][-1] == "e"  # the English page is the fifth best
+    assert bridge.weight == pytest.approx(seeds[-1][1] / sum(s for _, s in seeds))  # its share of the five, not 1.0
+    assert 0 < bridge.weight < 0.2
     kb.store.close()
