@@ -119,9 +119,9 @@ def free_responses_when_read(client) -> bool:
     (`BoundSyncStream._response`, to set `elapsed` on close; encode/httpx#3733): a reference
     cycle, so each response, its body kept twice (bytes and decoded text: about 16 MB for a
     page of 1,000 384-d vectors), waits for a full garbage collection, and those come rarely
-    while the heap grows. An export or import against `chroma run` grew by about 3 KB a chunk
-    that way. A response hook makes the stream's reference weak (what the upstream fix does),
-    so reference counting frees each response at once. Returns whether the hook was installed
+    while the heap grows. An export from `chroma run` grew by about 2.5 KB a chunk that way.
+    A response hook makes the stream's reference weak (what the upstream fix does), so
+    reference counting frees each response at once. Returns whether the hook was installed
     (False for a client without chromadb's httpx session: another chromadb, an embedded store).
     """
     session = getattr(getattr(client, "_server", None), "_session", None)
@@ -206,14 +206,14 @@ class VectorStore:
                     host=config.host, port=config.port, ssl=config.ssl, headers=headers, settings=_client_settings()
                 )
                 client.heartbeat()
-                if not free_responses_when_read(client):
-                    logger.debug("chromadb's HTTP session not found: responses are freed by the garbage collector")
             except Exception as exc:
                 raise RagError(
                     f"Cannot reach the Chroma server at {location} ({type(exc).__name__}). "
                     f"Start it with `chroma run --host {config.host} --port {config.port} --path DIR`, "
                     "or set store.mode: embedded."
                 ) from exc
+            if not free_responses_when_read(client):
+                logger.debug("chromadb's HTTP session not found: its responses are freed by the garbage collector")
             return cls(client, config, location)
 
         path = Path(config.path).expanduser() if config.path else data_dir / "chroma"
