@@ -14,7 +14,9 @@ child process (so its peak RSS is its own):
   Chroma collection (no ragbot: the floor an import cannot beat);
 - `ragbot import` of the Parquet export into an empty `chroma run` server, then (server
   restarted) `ragbot export` to Parquet from that server: the ragbot process's peak RSS and,
-  separately, the server's (its VmHWM read from /proc after the step).
+  separately, the server's (its VmHWM read from /proc after the step);
+- the same with JSONL (`import_server_jsonl`: the JSONL export into another empty server;
+  `export_server_jsonl`: a JSONL export from the Parquet-filled server, restarted again).
 
 Peak RSS "flat" means the largest size is within 20% of the smallest.
 Results go to stdout and into docs/BENCHMARKS.md between the transfer markers.
@@ -142,7 +144,7 @@ def raw_add(export_dir: str, chroma_dir: str) -> tuple[int, dict]:
     client = chromadb.PersistentClient(path=chroma_dir, settings=Settings(anonymized_telemetry=False))
     collection = client.create_collection("raw_add", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
     step = min(client.get_max_batch_size(), 5000)
-    table = pq.ParquetFile(str(Path(export_dir) / "en.parquet"))
+    table = pq.ParquetFile(str(Path(export_dir) / "en.parquet"), pre_buffer=False)  # as import reads it: one row group at a time
     for batch in table.iter_batches(batch_size=step, columns=["id", "text", "vector", "source", "heading", "metadata"]):
         data = batch.to_pydict()
         vectors = batch.column("vector").flatten().to_numpy().reshape(len(batch), -1).astype(np.float32)
@@ -204,7 +206,10 @@ def start_server(path: Path) -> tuple[subprocess.Popen, int]:
     raise SystemExit("chroma run did not start")
 
 
-STEPS = ("chroma_floor", "export_parquet", "export_jsonl", "import_embedded", "import_jsonl", "raw_add", "import_server", "export_server")
+STEPS = (
+    "chroma_floor", "export_parquet", "export_jsonl", "import_embedded", "import_jsonl", "raw_add",
+    "import_server", "export_server", "import_server_jsonl", "export_server_jsonl",
+)
 
 
 def bench(n: int, work: Path, steps: set[str], together: bool) -> dict:
@@ -216,7 +221,7 @@ def bench(n: int, work: Path, steps: set[str], together: bool) -> dict:
     if "chroma_floor" in steps:
         row["chroma_floor"] = child("floor", str(work / "source" / "chroma"))
     row["export_parquet"] = child("export", str(src), str(work / "export-parquet"), "parquet")  # every import reads it
-    if {"export_jsonl", "import_jsonl"} & steps:
+    if {"export_jsonl", "import_jsonl", "import_server_jsonl"} & steps:
         row["export_jsonl"] = child("export", str(src), str(work / "export-jsonl"), "jsonl")
 
     def embedded(key: str, export: str) -> dict:
@@ -230,10 +235,11 @@ def bench(n: int, work: Path, steps: set[str], together: bool) -> dict:
         shutil.rmtree(work / "raw-chroma", ignore_errors=True)
         return result
 
-    def server_import() -> dict:
-        server, port = start_server(work / "server-chroma")
+    def server_import(fmt: str = "parquet") -> dict:
+        tag = "" if fmt == "parquet" else f"-{fmt}"
+        server, port = start_server(work / f"server-chroma{tag}")
         try:
-            result = child("import", str(write_config(work / "server.yaml", work / "server", port)), str(work / "export-parquet"))
+            result = child("import", str(write_config(work / f"server{tag}.yaml", work / f"server{tag}", port)), str(work / f"export-{fmt}"))
             result["server_rss_mib"] = server_peak_mib(server)
             return result
         finally:
@@ -244,17 +250,20 @@ def bench(n: int, work: Path, steps: set[str], together: bool) -> dict:
         "import_jsonl": lambda: embedded("import_jsonl", "export-jsonl"),
         "raw_add": raw,
         "import_server": server_import,
+        "import_server_jsonl": lambda: server_import("jsonl"),
     }
     jobs = {k: f for k, f in jobs.items() if k in steps}
     with ThreadPoolExecutor(max_workers=len(jobs) if together else 1) as pool:
         futures = {k: pool.submit(f) for k, f in jobs.items()}
         row.update({k: f.result() for k, f in futures.items()})
-    if "export_server" in steps and "import_server" in steps:
+    for key, fmt in (("export_server", "parquet"), ("export_server_jsonl", "jsonl")):
+        if key not in steps or "import_server" not in steps:
+            continue
         server, port = start_server(work / "server-chroma")  # a fresh server process: its peak is the export's own
         try:
             config = write_config(work / "server.yaml", work / "server", port)
-            row["export_server"] = child("export", str(config), str(work / "export-server"), "parquet")
-            row["export_server"]["server_rss_mib"] = server_peak_mib(server)
+            row[key] = child("export", str(config), str(work / f"export-server-{fmt}"), fmt)
+            row[key]["server_rss_mib"] = server_peak_mib(server)
         finally:
             stop_server(server)
     row["together"] = together and len(jobs) > 1
@@ -282,6 +291,8 @@ def table(rows: list[dict]) -> str:
         ("raw_add", "raw Chroma `add`"),
         ("import_server", "import Parquet, `chroma run`"),
         ("export_server", "export Parquet, `chroma run`"),
+        ("import_server_jsonl", "import JSONL, `chroma run`"),
+        ("export_server_jsonl", "export JSONL, `chroma run`"),
     ]
     lines = [
         "| chunks | " + " | ".join(label for _, label in columns) + " | Parquet size | JSONL size |",
@@ -312,10 +323,17 @@ def flatness(rows: list[dict]) -> str:
         ("raw_add", "raw add"),
         ("import_server", "import into `chroma run`, ragbot process"),
         ("export_server", "export from `chroma run`, ragbot process"),
+        ("import_server_jsonl", "import JSONL into `chroma run`, ragbot process"),
+        ("export_server_jsonl", "export JSONL from `chroma run`, ragbot process"),
     ):
         if key in small and key in large:
             parts.append(f"{label} {ratio(small[key]['rss_mib'], large[key]['rss_mib'])}")
-    for key, label in (("import_server", "the server during the import"), ("export_server", "the server during the export")):
+    for key, label in (
+        ("import_server", "the server during the import"),
+        ("export_server", "the server during the export"),
+        ("import_server_jsonl", "the server during the JSONL import"),
+        ("export_server_jsonl", "the server during the JSONL export"),
+    ):
         if key in small and key in large:
             parts.append(f"{label} {ratio(small[key]['server_rss_mib'], large[key]['server_rss_mib'])}")
     text = f"Peak RSS at {large['n']:,} against {small['n']:,}: " + ", ".join(parts) + "."
@@ -363,7 +381,8 @@ def main() -> None:
             "Import includes the checksum check, the keyword index (words of every chunk) and the ingest bookkeeping; "
             "the raw add is chromadb alone adding the same ids, vectors, texts and metadata read from the Parquet file. "
             "`chroma run` cells: the ragbot process's peak RSS, and the server process's in brackets (import into an "
-            "empty server; export from that server, restarted). A dash: step not run at that size."
+            "empty server; export from that server, restarted; the JSONL import into a second empty server, the JSONL export "
+            "from the first, restarted again). A dash: step not run at that size."
             + (" The imports and the raw add of a row marked * ran at the same time (one process each): their seconds are "
                "under that contention too, the raw add's as much as the imports'." if any(r.get("together") for r in rows) else ""),
             table(rows),

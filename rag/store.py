@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,6 +106,34 @@ def _client_settings():
     return Settings(anonymized_telemetry=False, allow_reset=False)
 
 
+def _unbind_response(response) -> None:
+    """httpx response hook: the body stream refers back to its response through a weak proxy."""
+    stream = getattr(response, "stream", None)
+    if getattr(stream, "_response", None) is response:
+        stream._response = weakref.proxy(response)
+
+
+def free_responses_when_read(client) -> bool:
+    """Let every response of a chromadb HTTP client be freed as soon as chromadb has read it.
+
+    httpx (0.28, 0.29) binds each response's body stream back to the response
+    (`BoundSyncStream._response`, to set `elapsed` on close; encode/httpx#3733): a reference
+    cycle, so each response, its body kept twice (bytes and decoded text: about 16 MB for a
+    page of 1,000 384-d vectors), waits for a full garbage collection, and those come rarely
+    while the heap grows. An export from `chroma run` grew by about 2.5 KB a chunk that way.
+    A response hook makes the stream's reference weak (what the upstream fix does), so
+    reference counting frees each response at once. Returns whether the hook was installed
+    (False for a client without chromadb's httpx session: another chromadb, an embedded store).
+    """
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    hooks = getattr(session, "event_hooks", None)
+    if not isinstance(hooks, dict):
+        return False
+    if _unbind_response not in hooks.get("response", []):
+        session.event_hooks = {**hooks, "response": [*hooks.get("response", []), _unbind_response]}
+    return True
+
+
 def _is_connection_error(exc: BaseException) -> bool:
     """Whether exc (or what caused it) is the server going away: refused, reset, closed, timed out."""
     import httpx
@@ -185,6 +214,8 @@ class VectorStore:
                     f"Start it with `chroma run --host {config.host} --port {config.port} --path DIR`, "
                     "or set store.mode: embedded."
                 ) from exc
+            if not free_responses_when_read(client):
+                logger.debug("chromadb's HTTP session not found: its responses are freed by the garbage collector")
             return cls(client, config, location)
 
         path = Path(config.path).expanduser() if config.path else data_dir / "chroma"
