@@ -229,7 +229,7 @@ class BotCore:
         self.max_question_chars = max_question_chars
         self._thread_locks = _Locks(config.threads_remembered)
         self.holder = f"{holder_name()}:{uuid.uuid4().hex[:8]}"  # this core, in job records and its liveness mark
-        self._resumers: dict[str, Callable[[IncomingMessage], Deliver]] = {}
+        self._resumers: dict[str, Callable[[str, dict], None]] = {}  # platform -> resume(job id, record)
         self._alive_token: str | None = None
         self._recovery_stop = threading.Event()
         self._recovery: threading.Thread | None = None

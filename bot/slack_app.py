@@ -154,7 +154,7 @@ def build_slack_app(
     def answer_event(event: dict, team: str, bot_user: str | None, job_id: str | None, set_status=None, say_stream=None,
                      replayed: bool = False) -> None:
         """An app_mention or message event: answered in its thread, or left (edits, bots, chatter); its job ends either way."""
-        if event.get("bot_id") or event.get("subtype") or not event.get("user") and event.get("type") == "message":
+        if event.get("bot_id") or event.get("subtype") or (event.get("type") == "message" and not event.get("user")):
             core.finish_job(job_id)  # another bot's message (ourselves included), an edit, a join: never answered
             return
         channel, thread = event["channel"], event.get("thread_ts")

@@ -646,14 +646,10 @@ if cjson.decode(v)['token'] ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
 return 1
 """
-# KEYS[1] the jobs hash; ARGV job id, holder, new holder: move the job only while holder has it
+# KEYS[1] the job holders' hash; ARGV job id, holder, new holder: move the job only while holder has it
 _TAKE_LUA = """
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if not v then return 0 end
-local job = cjson.decode(v)
-if job['holder'] ~= ARGV[2] then return 0 end
-job['holder'] = ARGV[3]
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(job))
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 _RELEASE_LUA = """
@@ -784,26 +780,35 @@ class RedisState:
         return json.loads(text)["info"] if text else None
 
     def add_job(self, job_id: str, holder: str, record: dict, ttl_s: float) -> None:
-        job = {"holder": holder, "expires": self.clock() + ttl_s, "record": record}
-        self.r.hset(self._k("jobs"), job_id, json.dumps(job, ensure_ascii=False))
+        pipe = self.r.pipeline(transaction=True)  # the holder apart: taking a job over rewrites only it
+        pipe.hset(self._k("jobs"), job_id, json.dumps({"expires": self.clock() + ttl_s, "record": record}, ensure_ascii=False))
+        pipe.hset(self._k("job-holders"), job_id, holder)
+        pipe.execute()
 
     def finish_job(self, job_id: str) -> None:
-        self.r.hdel(self._k("jobs"), job_id)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hdel(self._k("jobs"), job_id)
+        pipe.hdel(self._k("job-holders"), job_id)
+        pipe.execute()
 
     def jobs(self) -> list[tuple[str, str, dict]]:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hgetall(self._k("jobs"))
+        pipe.hgetall(self._k("job-holders"))
+        records, holders = pipe.execute()
         now, found, expired = self.clock(), [], []
-        for job_id, text in self.r.hgetall(self._k("jobs")).items():
+        for job_id, text in records.items():
             job = json.loads(text)
-            if job["expires"] <= now:
+            if job["expires"] <= now or job_id not in holders:
                 expired.append(job_id)
             else:
-                found.append((job_id, job["holder"], job["record"]))
-        if expired:
-            self.r.hdel(self._k("jobs"), *expired)
+                found.append((job_id, holders[job_id], job["record"]))
+        for job_id in expired:
+            self.finish_job(job_id)
         return found
 
     def take_job(self, job_id: str, holder: str, new_holder: str) -> bool:
-        return bool(self._take(keys=[self._k("jobs")], args=[job_id, holder, new_holder]))
+        return bool(self._take(keys=[self._k("job-holders")], args=[job_id, holder, new_holder]))
 
     def close(self) -> None:
         self.r.close()
