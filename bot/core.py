@@ -352,8 +352,11 @@ class BotCore:
     def recover(self) -> int:
         """Take over the jobs of holders whose liveness mark lapsed, and answer them; how many were taken."""
         taken = 0
+        alive: dict[str, bool] = {self.holder: True}  # one liveness look-up per holder, however many jobs it left
         for job_id, holder, record in self.state.jobs():
-            if holder == self.holder or self.state.lock_info(self._alive_lock(holder)) is not None:
+            if holder not in alive:
+                alive[holder] = self.state.lock_info(self._alive_lock(holder)) is not None
+            if alive[holder]:
                 continue
             resume = self._resumers.get(record.get("platform", ""))
             if resume is None or not self.state.take_job(job_id, holder, self.holder):

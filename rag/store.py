@@ -178,7 +178,8 @@ class VectorStore:
         self.location = location
         self._lock = lock
         self._collections: dict[str, object] = {}
-        self._holds: dict[str, tuple[bool, float]] = {}  # space -> (holds chunks, monotonic time asked)
+        self._holds: dict[str, tuple[bool, float]] = {}  # space -> (holds chunks, when asked, by clock)
+        self.clock = time.monotonic
 
     def _lost_server(self, exc: BaseException) -> str | None:
         if self._config.mode != "server":
@@ -396,7 +397,7 @@ class VectorStore:
         process's within that second. A space that empties meanwhile is only searched for nothing.
         """
         known = self._holds.get(space)
-        now = time.monotonic()
+        now = self.clock()
         if known is not None and now - known[1] < self.HOLDS_RECHECK_S:
             return known[0]
         holds = self.count(space) > 0

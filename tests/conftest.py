@@ -45,6 +45,14 @@ def app_config(tmp_path):
     return fast_config(tmp_path / "data")
 
 
+def eventually(check, timeout: float = 10.0) -> bool:
+    """Whether check() comes true within timeout (polled): for work another thread or process finishes."""
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return check()
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:

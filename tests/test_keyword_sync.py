@@ -15,7 +15,7 @@ import pytest
 
 from rag.config import KeywordConfig
 from rag.keywords import LocalKeywordIndex, SharedKeywordIndex, _Matrix
-from tests.conftest import fast_config
+from tests.conftest import eventually, fast_config
 
 
 @pytest.fixture
@@ -144,15 +144,6 @@ def test_local_index_follows_writes_without_a_rebuild():
 
 
 # -- the real thing: two knowledge bases on one `chroma run` -----------------------------------
-def _until(check, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
-
-
 @pytest.mark.integration
 def test_two_workers_on_one_chroma_server(tmp_path, chroma_server, monkeypatch):
     from bot.runtime import open_ingestor, open_knowledge_base
@@ -181,16 +172,19 @@ def test_two_workers_on_one_chroma_server(tmp_path, chroma_server, monkeypatch):
         assert b_finds("zorblaxian protocol") == set()  # B has searched an empty store (and remembers it was empty)
         (docs / "new.md").write_text("# New\n\nThe zorblaxian protocol replaced the old one.\n", encoding="utf-8")
         assert ingest().added == 2
-        assert _until(lambda: len(keyword_hits("zorblaxian")) == 1)  # B never ingested; its keyword channel has it
-        assert _until(lambda: str(docs / "new.md") in b_finds("zorblaxian protocol"))  # and its search, within seconds
+        assert eventually(lambda: len(keyword_hits("zorblaxian")) == 1)  # B never ingested; its keyword channel has it
+        # B remembered the space as empty; once that verdict is due for a recheck (B's store clock moved past
+        # it, no waiting), its whole search finds the new page
+        kb_b.store.clock = lambda: time.monotonic() + kb_b.store.HOLDS_RECHECK_S
+        assert str(docs / "new.md") in b_finds("zorblaxian protocol")
         (docs / "new.md").write_text("# New\n\nThe quuxifier protocol replaced the old one.\n", encoding="utf-8")
         assert ingest().updated == 1
-        assert _until(lambda: keyword_hits("zorblaxian") == set() and len(keyword_hits("quuxifier")) == 1)
-        assert _until(lambda: not kb_b.keywords.search_all("zorblaxian", 10))  # the changed chunk's old tokens left B's channel
+        assert eventually(lambda: keyword_hits("zorblaxian") == set() and len(keyword_hits("quuxifier")) == 1)
+        assert eventually(lambda: not kb_b.keywords.search_all("zorblaxian", 10))  # the changed chunk's old tokens left B's channel
         (docs / "new.md").unlink()
         assert ingest().deleted == 1
-        assert _until(lambda: keyword_hits("quuxifier") == set())
-        assert _until(lambda: not kb_b.keywords.search_all("quuxifier", 10))  # and the deleted one's
+        assert eventually(lambda: keyword_hits("quuxifier") == set())
+        assert eventually(lambda: not kb_b.keywords.search_all("quuxifier", 10))  # and the deleted one's
         assert kb_b.keywords.count("en") == kb_a.count("en")
 
     # a worker started with an empty data dir, the sources gone: the full keyword channel, nothing re-analysed

@@ -18,6 +18,7 @@ from bot.slack_format import FEEDBACK_HELPFUL, SHARE_ACTION
 from rag.answer import Answer
 from rag.citations import Citation
 from rag.records import Locator
+from tests.conftest import eventually
 from tests.slack_fakes import (
     SECRET,
     FakeSlackAPI,
@@ -359,7 +360,7 @@ def test_events_are_noted_until_answered_or_left(tmp_path):
     h.core.start_recovery()
     try:
         assert h.mention("Who can run /ragbot-ingest?", event_id="EvJ1", ts="501.1")[0] == 200
-        assert _soon(lambda: len(h.feedback.jobs()) == 1)
+        assert eventually(lambda: len(h.feedback.jobs()) == 1)
         [(job_id, holder, record)] = h.feedback.jobs()
         assert job_id == "slack:EvJ1" and holder == h.core.holder and record["event"]["ts"] == "501.1"
         chatter = {"type": "message", "channel_type": "channel", "user": "U2", "text": "lunch?", "ts": "502.2",
@@ -367,17 +368,10 @@ def test_events_are_noted_until_answered_or_left(tmp_path):
         other_bot = {"type": "app_mention", "bot_id": "B9", "user": "U3", "text": "<@UBOT> hi", "ts": "503.1", "channel": "C1"}
         for i, event in enumerate((chatter, other_bot)):
             assert h.send(event_body(event, f"EvLeft{i}"))[0] == 200
-        assert _soon(lambda: [j for j, _, _ in h.feedback.jobs()] == ["slack:EvJ1"])
+        assert eventually(lambda: [j for j, _, _ in h.feedback.jobs()] == ["slack:EvJ1"])
         gate.set()
         _answer_posts(h.api, 1)
-        assert _soon(lambda: h.feedback.jobs() == [])
+        assert eventually(lambda: h.feedback.jobs() == [])
     finally:
         gate.set()
         h.close()
-
-
-def _soon(check, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return check()

@@ -37,19 +37,19 @@ from bot.state import (
     open_state,
 )
 from rag.conversation import Turn
-from tests.conftest import start_redis, stop_process
+from tests.conftest import eventually, start_redis, stop_process
 from tests.slack_fakes import event_body
 from tests.test_slack import FakeAnswerer, Harness, _answer_posts
 
 BACKENDS = ["memory", "sqlite", "redis"]
 
 
-def _open(backend: str, tmp_path, redis_url: str | None, prefix: str):
+def _open(backend: str, tmp_path, redis_url: str | None, prefix: str, clock=time.time):
     if backend == "memory":
-        return MemoryState()
+        return MemoryState(clock=clock)
     if backend == "sqlite":
-        return SQLiteState(tmp_path / "state.sqlite")
-    return RedisState(redis_url, prefix=prefix)
+        return SQLiteState(tmp_path / "state.sqlite", clock=clock)
+    return RedisState(redis_url, prefix=prefix, clock=clock)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -494,12 +494,6 @@ def test_a_job_moves_to_one_new_holder_only(store):
     assert [j for j, _, _ in store.jobs()] == ["j2"] and store.take_job("j1", "B", "C") is False
 
 
-def test_an_old_job_is_not_taken_over(store):
-    store.add_job("old", "A", {"message": {}}, ttl_s=0.2)
-    time.sleep(0.5)  # past its expiry (only that side is asserted)
-    assert store.jobs() == []
-
-
 class _Clock:
     def __init__(self):
         self.now = 1000.0
@@ -508,11 +502,16 @@ class _Clock:
         return self.now
 
 
-def _soon(check, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return check()
+def test_an_old_job_is_not_taken_over(backend, url_for, tmp_path):
+    clock = _Clock()  # the store's own clock: expiry without waiting
+    store = _open(backend, tmp_path, url_for, f"test-{uuid.uuid4().hex[:8]}", clock=clock)
+    try:
+        store.add_job("old", "A", {"message": {}}, ttl_s=60)
+        store.add_job("new", "A", {"message": {}}, ttl_s=600)
+        clock.now += 61
+        assert [j for j, _, _ in store.jobs()] == ["new"] and store.take_job("old", "A", "B") is False
+    finally:
+        store.close()
 
 
 def _question(i: int) -> IncomingMessage:
@@ -549,9 +548,9 @@ def test_a_worker_that_stops_leaves_its_questions_to_another(tmp_path):
         assert b.recover() == 0  # A is alive: its questions are its own
         clock.now += 31  # A renews nothing any more
         assert b.keep_alive() and b.recover() == 2
-        assert _soon(lambda: len(delivered) == 2)
+        assert eventually(lambda: len(delivered) == 2)
         assert sorted(delivered) == [("B", "170.5", "B answers [1]."), ("B", "171.5", "B answers [1].")]
-        assert _soon(lambda: state.jobs() == []) and b.recover() == 0  # each forgotten once delivered
+        assert eventually(lambda: state.jobs() == []) and b.recover() == 0  # each forgotten once delivered
         assert [c["question"] for c in b_answerer.calls] == ["How do I re-ingest? (0)", "How do I re-ingest? (1)"]
     finally:
         gate.set()
@@ -569,11 +568,8 @@ def test_an_answered_question_leaves_no_job(tmp_path):
     try:
         assert core.note_job("job1", "slack", {"message": asdict(_question(1))})
         assert core.submit(_question(1), deliver=replies.append, job_id="job1") is None
-        deadline = time.monotonic() + 10
-        while not replies and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert replies and replies[0].kind == "answer"
-        assert _soon(lambda: state.jobs() == [])
+        assert eventually(lambda: replies) and replies[0].kind == "answer"
+        assert eventually(lambda: state.jobs() == [])
     finally:
         core.close()
     assert state.lock_info(f"alive:{core.holder}") is None  # a clean stop drops the liveness mark
