@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.config import AppConfig
 from ingest.manifest import Manifest
+from rag.cache import ChunkCache
 from rag.keywords import KeywordIndex, LocalKeywordIndex, SharedKeywordIndex
 from rag.knowledge import KnowledgeBase
 from rag.store import VectorStore
@@ -91,7 +92,8 @@ def open_knowledge_base(config: AppConfig, embedders=None):
     keywords = None
     try:
         keywords = open_keyword_index(config, store)
-        kb = KnowledgeBase(config.embedding, store, embedders=embedders, retrieval=config.retrieval, keywords=keywords)
+        cache = ChunkCache(config.store.cache_chunks) if config.store.cache_chunks else None
+        kb = KnowledgeBase(config.embedding, store, embedders=embedders, retrieval=config.retrieval, keywords=keywords, cache=cache)
         kb.sync_keywords()
         yield kb
     finally:

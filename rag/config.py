@@ -140,6 +140,15 @@ class StoreConfig(_Strict, SecretsFromEnv):
     ssl: bool = Field(False, description="server: use https.")
     auth_token_env: str = Field("CHROMA_AUTH_TOKEN", description="server: env variable with a bearer token, if the server needs one.")
     collection_prefix: str = Field("ragbot", min_length=1, max_length=60, description="Collections are named <prefix>_<space>.")
+    cache_chunks: int = Field(
+        4096,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Chunks (text, metadata, vectors) each process keeps from the store for the next questions, least "
+            "recently used out first; 0: read every time. Kept in step with every process's writes (rag.cache)."
+        ),
+    )
 
 
 class LLMConfig(_Strict, SecretsFromEnv):

@@ -375,6 +375,12 @@ class KeywordIndex(Protocol):
     def is_current(self) -> bool:
         """Whether the stored tokens were made by the configured analysis (else rebuild them)."""
 
+    def reports_others(self) -> bool:
+        """Whether watch() listeners now hear of other processes' writes (the shared index, once loaded)."""
+
+    def watch(self, listener) -> None:
+        """Call listener(keys) with the (space, chunk id) keys other processes wrote or deleted, None for all."""
+
     def total(self) -> int: ...
     def count(self, space: str) -> int: ...
     def ids(self, space: str) -> set[str]: ...
@@ -504,6 +510,13 @@ class LocalKeywordIndex(_Searching):
 
     def refresh(self, force: bool = False) -> None:
         """Nothing to take in: this process is the only writer (embedded Chroma is single-process)."""
+
+    def reports_others(self) -> bool:
+        """No other process writes here (embedded Chroma is single-process)."""
+        return False
+
+    def watch(self, listener) -> None:
+        """Nothing to report: this process is the only writer."""
 
     # -- bookkeeping -----------------------------------------------------------------------
     def is_current(self) -> bool:
@@ -644,6 +657,7 @@ class SharedKeywordIndex(_Searching):
         self._checked = -math.inf  # monotonic time of the last head check
         self._purged = 0
         self.stats = Counter()  # head checks, pulls, rows pulled, loads (for benchmarks and tests)
+        self._listeners: list = []  # told of every (space, chunk) another process changed (rag.cache)
 
     def _lost_server(self, exc: BaseException) -> str:
         return (
@@ -658,6 +672,18 @@ class SharedKeywordIndex(_Searching):
             self._loaded = False
 
     # -- following other processes ---------------------------------------------------------
+    def reports_others(self) -> bool:
+        """Whether listeners hear of other processes' writes: once loaded (until then nobody follows the feed)."""
+        return self._loaded
+
+    def watch(self, listener) -> None:
+        """Call listener(keys) with the (space, chunk) keys each refresh finds changed; None when it reloads everything."""
+        self._listeners.append(listener)
+
+    def _tell(self, keys) -> None:
+        for listener in self._listeners:
+            listener(keys)
+
     def _head(self) -> dict | None:
         got = self._col.get(ids=[HEAD_ID], include=["metadatas"])
         return dict(got["metadatas"][0] or {}) if got["ids"] else None
@@ -702,6 +728,7 @@ class SharedKeywordIndex(_Searching):
     def _reset(self, epoch: str | None, gen: int) -> None:
         self._rows, self._applied, self._spaces = {}, {}, {}
         self._all = None
+        self._tell(None)
         self._loaded, self._epoch, self._head_gen, self._watermark = True, epoch, gen, gen
 
     def _load(self, head: dict) -> None:
@@ -728,10 +755,12 @@ class SharedKeywordIndex(_Searching):
 
     def _apply(self, rows: Sequence[tuple[tuple[str, str], bool, str, int]]) -> None:
         changed: set[str] = set()
+        written: list[tuple[str, str]] = []
         for key, gone, tokens, gen in rows:
             if self._applied.get(key) == gen:
                 continue
             self._applied[key] = gen
+            written.append(key)
             space, cid = key
             if gone:
                 if self._rows.pop(key, None) is not None:
@@ -741,6 +770,8 @@ class SharedKeywordIndex(_Searching):
                 self._rows[key] = tokens
                 self._spaces.setdefault(cid, set()).add(space)
                 changed.add(cid)
+        if written:
+            self._tell(written)
         upserts, removed = {}, []
         for cid in changed:
             spaces = self._spaces.get(cid)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from rag.cache import ChunkCache
 from rag.config import EmbeddingConfig, RetrievalConfig
 from rag.embedders import Embedder, build_embedder
 from rag.keywords import KeywordIndex, LocalKeywordIndex
@@ -28,7 +29,8 @@ class KnowledgeBase:
 
     Without a keyword index given, an in-memory one is built from the store's texts on first
     use (tests, throw-away stores); the runtime passes the persistent one from the data dir
-    (embedded store) or the one shared through the Chroma server (server mode).
+    (embedded store) or the one shared through the Chroma server (server mode). With a cache
+    given, the chunks questions read are kept for the next ones (rag.cache says why that is safe).
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class KnowledgeBase:
         embedders: Mapping[str, Embedder] | None = None,
         retrieval: RetrievalConfig | None = None,
         keywords: KeywordIndex | None = None,
+        cache: ChunkCache | None = None,
     ):
         self.embedding = embedding
         self.store = store
@@ -45,6 +48,9 @@ class KnowledgeBase:
         self._embedders: dict[str, Embedder] = dict(embedders or {})
         self._keywords = keywords
         self._retriever: Retriever | None = None
+        self.cache = cache
+        if cache is not None and keywords is not None:
+            keywords.watch(cache.forget)  # other processes' writes, as the keyword channel's feed reports them
 
     def embedder(self, space: str) -> Embedder:
         """The embedder of a space, built (not yet loaded) on first use."""
@@ -106,12 +112,14 @@ class KnowledgeBase:
         as the configured model's, so callers check that first (`check_model`).
         """
         self.store.upsert(space, self.model_id(space), chunks, vectors)
+        self._forget(space, [c.id for c in chunks])
         if self._keywords is not None:
             self._keywords.add(space, [c.id for c in chunks], [c.indexed_text for c in chunks])
 
     def restore(self, space: str, chunks, vectors) -> None:
         """Write chunks with vectors read from a store (an import): the store gives them back bit for bit."""
         self.store.upsert(space, self.model_id(space), chunks, vectors, as_read=True)
+        self._forget(space, [c.id for c in chunks])
         if self._keywords is not None:
             self._keywords.add(space, [c.id for c in chunks], [c.indexed_text for c in chunks])
 
@@ -119,14 +127,39 @@ class KnowledgeBase:
         """Remove chunks from a space and from the keyword index."""
         ids = list(ids)
         self.store.delete(space, ids)
+        self._forget(space, ids)
         if self._keywords is not None:
             self._keywords.delete(space, ids)
 
     def drop(self, space: str) -> None:
         """Remove a whole space (a rebuild)."""
         self.store.drop_space(space)
+        if self.cache is not None:
+            self.cache.forget_space(space)
         if self._keywords is not None:
             self._keywords.drop(space)
+
+    def _forget(self, space: str, ids: Sequence[str]) -> None:
+        if self.cache is not None:
+            self.cache.forget([(space, cid) for cid in ids])
+
+    def _cached(self) -> ChunkCache | None:
+        """The chunk cache, when every write that could change what it holds reaches this process.
+
+        An embedded store has one process (its lock), whose writes all pass through here. Against a
+        server, other processes' writes arrive through the keyword channel's feed, checked here too
+        (rate-limited: one small request at most every 0.5 s), and only once that feed is followed.
+        """
+        cache = self.cache
+        if cache is None or cache.size <= 0:
+            return None
+        if not self.store.shared:
+            return cache
+        index = self._keywords
+        if index is None:
+            return None
+        index.refresh()
+        return cache if index.reports_others() else None
 
     # Reads of what is stored, for export, the map and tools (the store stays behind this door).
     def stored_spaces(self) -> list[str]:
@@ -163,12 +196,35 @@ class KnowledgeBase:
         return self.store.nearest(space, vector, k, where=where)
 
     def passages(self, space: str, ids: Sequence[str], where: dict | None = None, vectors: bool = True):
-        """Stored chunks by id (those matching where) as passages, with their vectors unless vectors=False."""
-        return self.store.passages(space, ids, where=where, vectors=vectors)
+        """Stored chunks by id (those matching where) as passages, with their vectors unless vectors=False.
+
+        Chunks in the cache are not read again (the filter is checked on their metadata, see
+        rag.cache.matches); what is read is kept.
+        """
+        cache = self._cached()
+        if cache is None:
+            return self.store.passages(space, ids, where=where, vectors=vectors)
+        version = cache.version
+        out, ids = cache.passages(space, ids, vectors, where)
+        if ids:
+            read = self.store.passages(space, ids, where=where, vectors=vectors)
+            # without a filter, an id not given back is not in the space (with one it may just not pass)
+            cache.put(space, read, version, absent=[cid for cid in ids if cid not in read] if where is None else ())
+            out.update(read)
+        return out
 
     def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """The vectors of the given ids that a space holds (nothing else read)."""
-        return self.store.embeddings(space, ids)
+        """The vectors of the given ids that a space holds (nothing else read; cached ones not read again)."""
+        cache = self._cached()
+        if cache is None:
+            return self.store.embeddings(space, ids)
+        version = cache.version
+        out, missing = cache.vectors(space, ids)
+        if missing:
+            read = self.store.embeddings(space, missing)
+            cache.put(space, {cid: (None, vec) for cid, vec in read.items()}, version, absent=[c for c in missing if c not in read])
+            out.update(read)
+        return out
 
     def reusable_vectors(self, space: str, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
         """Like stored_vectors, for re-use instead of embedding again: each vector is the one to write

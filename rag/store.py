@@ -191,6 +191,11 @@ class VectorStore:
             "an interrupted ingest converges on the next run."
         )
 
+    @property
+    def shared(self) -> bool:
+        """Whether other processes may write here (a server); an embedded folder has one process, by its lock."""
+        return self._config.mode == "server"
+
     # -- opening -------------------------------------------------------------------------
     @classmethod
     def open(cls, config: StoreConfig, data_dir: Path) -> VectorStore:

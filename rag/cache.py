@@ -1,0 +1,216 @@
+"""Chunks a process has read from the store, kept for the next questions (each worker its own).
+
+A question reads a few dozen stored chunks after its nearest-neighbour searches: the texts and
+metadata of the candidates it ranks, and the vectors of those it judges in another space. The
+same chunks come back question after question (a team asks about the same pages), and against a
+Chroma server each read is a round trip that costs the shared server about as much CPU as a
+search (about 1.5 ms a request, most of it per request, not per chunk: docs/BENCHMARKS.md,
+"Scale-out"). Several workers on one server then wait on it. So each process keeps the chunks
+it read, up to `store.cache_chunks` of them, least recently used first out.
+
+Why it cannot serve a stale chunk for long: a chunk id is a hash of the source, the position
+and the text, so a cached text never changes under its id; the metadata (a title, a heading)
+and the vectors of that text can. Every write passes through `KnowledgeBase`, which forgets the
+chunks it writes or deletes at once. Other processes' writes reach this one through the keyword
+channel's change feed (rag.keywords: in server mode every write leaves a keyword record with
+its generation, and each process reads the new ones at most every 0.5 s while answering): the
+knowledge base forgets each chunk that feed names, and everything when it reloads. Without
+that feed (server mode with the keyword channel not loaded) the cache is not used. A read that
+was in flight while something was forgotten is not kept (the version check below). And no entry
+outlives `max_age_s` (a writer killed between its vector write and its keyword write leaves no
+record in the feed).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from rag.records import Passage
+
+Key = tuple[str, str]  # (space, chunk id)
+ABSENT = object()  # in place of a passage: the space does not hold the chunk (a read found none)
+
+_EXACT = (str, bool, int)  # compared as Chroma does: same type and value (a float, or 1 vs True: left to Chroma)
+
+
+def _same(a, b) -> bool | None:
+    if type(a) is not type(b) or type(a) not in _EXACT:
+        return None
+    return a == b
+
+
+def matches(where: dict, metadata: dict) -> bool | None:
+    """Whether a chunk's metadata passes a Chroma `where` filter; None when unsure (the store decides).
+
+    What the bots and the CLI filter by is read here: equality, `$in` (a channel's knowledge
+    sets), `$ne`/`$nin` on a key the chunk has, `$and`/`$or`; any other operator is left to Chroma.
+    """
+    if not isinstance(where, dict) or not where:
+        return None
+    results = []
+    for key, cond in where.items():
+        if key in ("$and", "$or"):
+            if not isinstance(cond, list) or not cond:
+                return None
+            parts = [matches(c, metadata) for c in cond]
+            if None in parts:
+                return None
+            results.append(all(parts) if key == "$and" else any(parts))
+            continue
+        if key.startswith("$"):
+            return None
+        if not isinstance(cond, dict):
+            cond = {"$eq": cond}
+        if len(cond) != 1:
+            return None
+        (op, value), = cond.items()
+        if key not in metadata:
+            if op in ("$eq", "$in"):
+                results.append(False)
+                continue
+            return None
+        have = metadata[key]
+        if op in ("$eq", "$ne"):
+            same = _same(have, value)
+            if same is None:
+                return None
+            results.append(same if op == "$eq" else not same)
+        elif op in ("$in", "$nin"):
+            if not isinstance(value, list):
+                return None
+            each = [_same(have, v) for v in value]
+            if None in each:
+                return None
+            results.append(any(each) if op == "$in" else not any(each))
+        else:
+            return None
+    return all(results)
+
+
+class ChunkCache:
+    """A bounded LRU of stored passages and vectors by (space, chunk id), thread-safe."""
+
+    def __init__(self, size: int, max_age_s: float = 300.0, clock=time.monotonic):
+        self.size = size
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Key, list] = OrderedDict()  # key -> [passage | None, vector | None, read at]
+        self._version = 0  # moved by every forget: a read that started before one is not kept
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def version(self) -> int:
+        """Take before reading the store; give it back to put()."""
+        return self._version
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _entry(self, key: Key, now: float) -> list | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if now - entry[2] > self.max_age_s:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def passages(
+        self, space: str, ids: Sequence[str], vectors: bool, where: dict | None = None
+    ) -> tuple[dict[str, tuple[Passage, np.ndarray | None]], list[str]]:
+        """The cached passages of ids that pass where (with their vectors when asked), and the ids to read from the store.
+
+        A cached chunk that fails the filter is neither given nor read; one the filter cannot be
+        decided for here (see `matches`) is read.
+        """
+        found: dict[str, tuple[Passage, np.ndarray | None]] = {}
+        missing: list[str] = []
+        with self._lock:
+            now = self.clock()
+            for cid in ids:
+                entry = self._entry((space, cid), now)
+                if entry is not None and entry[0] is ABSENT:
+                    continue
+                if entry is None or entry[0] is None or (vectors and entry[1] is None):
+                    missing.append(cid)
+                    continue
+                passes = True if where is None else matches(where, entry[0].metadata)
+                if passes is None:
+                    missing.append(cid)
+                elif passes:
+                    found[cid] = (entry[0], entry[1] if vectors else None)
+            self.hits += len(found)
+            self.misses += len(missing)
+        return found, missing
+
+    def vectors(self, space: str, ids: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str]]:
+        """The cached vectors of ids, and the ids to read from the store."""
+        found: dict[str, np.ndarray] = {}
+        missing: list[str] = []
+        with self._lock:
+            now = self.clock()
+            for cid in ids:
+                entry = self._entry((space, cid), now)
+                if entry is not None and entry[0] is ABSENT:
+                    continue
+                if entry is None or entry[1] is None:
+                    missing.append(cid)
+                else:
+                    found[cid] = entry[1]
+            self.hits += len(found)
+            self.misses += len(missing)
+        return found, missing
+
+    def put(
+        self, space: str, read: dict[str, tuple[Passage | None, np.ndarray | None]], version: int, absent: Iterable[str] = ()
+    ) -> None:
+        """Keep what a read of the store gave (passage and/or vector per id) and the ids it found absent,
+        unless something was forgotten since the read began (it may predate that write)."""
+        if self.size <= 0:
+            return
+        with self._lock:
+            if version != self._version:
+                return
+            now = self.clock()
+            for cid in absent:
+                self._entries[(space, cid)] = [ABSENT, None, now]
+                self._entries.move_to_end((space, cid))
+            for cid, (passage, vector) in read.items():
+                if vector is not None:
+                    vector = np.array(vector, dtype=np.float32)
+                    vector.setflags(write=False)  # handed out to every later question: nobody writes into it
+                entry = self._entries.get((space, cid))
+                if entry is not None and entry[0] is not ABSENT and now - entry[2] <= self.max_age_s:
+                    # a passage read with its vector or without it: keep what either read gave
+                    entry[0] = passage if passage is not None else entry[0]
+                    entry[1] = vector if vector is not None else entry[1]
+                    self._entries.move_to_end((space, cid))
+                else:
+                    self._entries[(space, cid)] = [passage, vector, now]
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def forget(self, keys: Iterable[Key] | None) -> None:
+        """Drop these (space, chunk id) entries; None drops everything."""
+        with self._lock:
+            self._version += 1
+            if keys is None:
+                self._entries.clear()
+                return
+            for key in keys:
+                self._entries.pop(key, None)
+
+    def forget_space(self, space: str) -> None:
+        """Drop every entry of a space (a dropped or rebuilt space)."""
+        with self._lock:
+            self._version += 1
+            for key in [key for key in self._entries if key[0] == space]:
+                del self._entries[key]
