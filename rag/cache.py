@@ -35,6 +35,7 @@ from rag.records import Passage
 Key = tuple[str, str]  # (space, chunk id)
 ABSENT = object()  # in place of a passage: the space does not hold the chunk (a read found none)
 
+_OPPOSITE = {"$eq": "$ne", "$ne": "$eq", "$in": "$nin", "$nin": "$in"}
 _EXACT = (str, bool, int)  # compared as Chroma does: same type and value (a float, or 1 vs True: left to Chroma)
 
 
@@ -48,7 +49,8 @@ def matches(where: dict, metadata: dict) -> bool | None:
     """Whether a chunk's metadata passes a Chroma `where` filter; None when unsure (the store decides).
 
     What the bots and the CLI filter by is read here: equality, `$in` (a channel's knowledge
-    sets), `$ne`/`$nin` on a key the chunk has, `$and`/`$or`; any other operator is left to Chroma.
+    sets), `$ne`/`$nin`, `$and`/`$or`; any other operator is left to Chroma. As in Chroma, a
+    chunk without the key fails `$eq`/`$in` and passes `$ne`/`$nin`.
     """
     if not isinstance(where, dict) or not where:
         return None
@@ -70,10 +72,10 @@ def matches(where: dict, metadata: dict) -> bool | None:
             return None
         (op, value), = cond.items()
         if key not in metadata:
-            if op in ("$eq", "$in"):
-                results.append(False)
-                continue
-            return None
+            if op not in _OPPOSITE:
+                return None
+            results.append(op in ("$ne", "$nin"))
+            continue
         have = metadata[key]
         if op in ("$eq", "$ne"):
             same = _same(have, value)
@@ -92,6 +94,33 @@ def matches(where: dict, metadata: dict) -> bool | None:
     return all(results)
 
 
+def complement(where: dict) -> dict | None:
+    """The Chroma filter that exactly the chunks failing where pass (None for a filter not read here).
+
+    Asked with limit 1, it tells whether a filter excludes anything at all (see
+    KnowledgeBase.filter_needed). Exact for a chunk without the key too: Chroma's `$nin`/`$ne`
+    match it where `$in`/`$eq` do not.
+    """
+    if not isinstance(where, dict) or len(where) != 1:
+        if isinstance(where, dict) and len(where) > 1:
+            return complement({"$and": [{k: v} for k, v in where.items()]})
+        return None
+    (key, cond), = where.items()
+    if key in ("$and", "$or"):
+        if not isinstance(cond, list) or len(cond) < 2:
+            return None
+        parts = [complement(c) for c in cond]
+        return None if None in parts else {("$or" if key == "$and" else "$and"): parts}
+    if key.startswith("$"):
+        return None
+    if not isinstance(cond, dict):
+        cond = {"$eq": cond}
+    if len(cond) != 1:
+        return None
+    (op, value), = cond.items()
+    return {key: {_OPPOSITE[op]: value}} if op in _OPPOSITE else None
+
+
 class ChunkCache:
     """A bounded LRU of stored passages and vectors by (space, chunk id), thread-safe."""
 
@@ -102,6 +131,7 @@ class ChunkCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[Key, list] = OrderedDict()  # key -> [passage | None, vector | None, read at]
         self._version = 0  # moved by every forget: a read that started before one is not kept
+        self._verdicts: dict[tuple, tuple[bool, int]] = {}  # (space, filter) -> (needed, version it holds for)
         self.hits = 0
         self.misses = 0
 
@@ -197,6 +227,21 @@ class ChunkCache:
                     self._entries[(space, cid)] = [passage, vector, now]
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+
+    def verdict(self, key: tuple) -> bool | None:
+        """A verdict kept by keep_verdict, None when unknown or when something was forgotten since it was reached."""
+        with self._lock:
+            kept = self._verdicts.get(key)
+            return kept[0] if kept is not None and kept[1] == self._version else None
+
+    def keep_verdict(self, key: tuple, value: bool, version: int) -> None:
+        """Keep what the store said (about every chunk of a space), until the next write anywhere."""
+        with self._lock:
+            if version != self._version:
+                return
+            if len(self._verdicts) >= 1024:
+                self._verdicts.clear()
+            self._verdicts[key] = (value, version)
 
     def forget(self, keys: Iterable[Key] | None) -> None:
         """Drop these (space, chunk id) entries; None drops everything."""

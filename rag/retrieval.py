@@ -64,6 +64,7 @@ class Corpus(Protocol):
         self, space: str, ids: Sequence[str], where: dict | None = None, vectors: bool = True
     ) -> dict[str, tuple[Passage, np.ndarray | None]]: ...
     def stored_vectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+    def filter_needed(self, space: str, where: dict | None) -> bool: ...
 
 
 class Reranker(Protocol):
@@ -95,6 +96,7 @@ class Candidates:
     seen: dict[str, str] = field(default_factory=dict)  # chunk id -> the first space a channel found it in
     terms: list[str] = field(default_factory=list)  # the question's keyword terms (for keyword evidence)
     holders: dict[str, set[str]] = field(default_factory=dict)  # chunk id -> the spaces holding it, as looked up so far
+    where: dict | None = None  # the question's filter: every passage kept is read through it
 
 
 def fuse(rankings: Sequence[tuple[Sequence, float]], rrf_k: int = 60) -> list[tuple[object, float]]:
@@ -188,7 +190,7 @@ class Retriever:
         """Run every channel for a question: dense search in each space, then the keyword searches of all of them."""
         cfg = self.config
         lang = lang or detect_lang(question)
-        found = Candidates(channels=[], lang=lang)
+        found = Candidates(channels=[], lang=lang, where=where)
         spaces = []
         for space in self.kb.embedding.spaces:
             if not self.kb.holds_chunks(space):
@@ -264,7 +266,7 @@ class Retriever:
             norm = float(np.linalg.norm(centroid))
             if norm <= 0:
                 continue
-            hits = self.kb.nearest(space, centroid / norm, self.config.dense_k, where=where)
+            hits = self.kb.nearest(space, centroid / norm, self.config.dense_k, where=self._filter(space, where))
             found.channels.append(
                 Channel(f"bridge:{space}", cfg.weight * share, [(space, cid) for cid, _ in hits], [sc for _, sc in hits])
             )
@@ -272,7 +274,11 @@ class Retriever:
     def _dense(self, question: str, space: str, where: dict | None) -> tuple[np.ndarray, list[tuple[str, float]]]:
         """A space's question vector and its nearest chunks (ids and cosines: texts are fetched only for the few kept)."""
         vector = self.kb.embedder(space).embed_query(question)
-        return vector, self.kb.nearest(space, vector, self.config.dense_k, where=where)
+        return vector, self.kb.nearest(space, vector, self.config.dense_k, where=self._filter(space, where))
+
+    def _filter(self, space: str, where: dict | None) -> dict | None:
+        """where, unless no chunk of the space fails it (the search is cheaper without; `_judged` reads through it)."""
+        return where if self.kb.filter_needed(space, where) else None
 
     def _dense_all(self, question: str, spaces: Sequence[str], where: dict | None) -> list:
         """_dense of every space, the spaces at the same time (in order).
@@ -399,8 +405,8 @@ class Retriever:
     def _judged(self, found: Candidates, window: Sequence[tuple[str, float]], decide: bool = True) -> list[tuple[Passage, bool]]:
         """The window's passages, each scored and placed in the space that judges it, with the decision."""
         for space, ids in _by_space([(found.seen.get(cid, ""), cid) for cid, _ in window]).items():
-            if space:
-                self._load(found, space, ids)
+            if space:  # through the filter: a search may have left it out (see KnowledgeBase.filter_needed)
+                self._load(found, space, ids, found.where)
         if not decide:  # rankings only (eval): no second look-up in the judging space
             return [(_scored(found.passages[cid], score, found.seen[cid], found.scores.get((found.seen[cid], cid))), True)
                     for cid, score in window if cid in found.passages]

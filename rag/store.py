@@ -397,13 +397,14 @@ class VectorStore:
     def holds_chunks(self, space: str) -> bool:
         """Whether a space has any chunk, for skipping empty spaces on every question.
 
-        Asked of the store at most once a second per space (a count is a round trip to a server,
-        and a missing collection one more); this process's own writes are seen at once, another
-        process's within that second. A space that empties meanwhile is only searched for nothing.
+        Only an empty verdict is asked again, at most once a second per space (a count is a round
+        trip to a server, and a missing collection one more): this process's own writes are seen at
+        once, another process's first chunks within that second. A space found holding chunks is not
+        asked again: if another process empties it, it is only searched for nothing.
         """
         known = self._holds.get(space)
         now = self.clock()
-        if known is not None and now - known[1] < self.HOLDS_RECHECK_S:
+        if known is not None and (known[0] or now - known[1] < self.HOLDS_RECHECK_S):
             return known[0]
         holds = self.count(space) > 0
         self._holds[space] = (holds, now)
@@ -470,6 +471,12 @@ class VectorStore:
         for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], embeddings):
             out[cid] = (_passage(space, cid, doc, meta, 0.0), None if emb is None else np.asarray(emb, dtype=np.float32))
         return out
+
+    @server_errors
+    def any_matching(self, space: str, where: dict) -> bool:
+        """Whether any chunk of a space passes where (one id asked for)."""
+        collection = self._get(space)
+        return collection is not None and bool(collection.get(where=where, limit=1, include=[])["ids"])
 
     def existing(self, space: str, ids: Sequence[str]) -> set[str]:
         """Which of the given ids a space holds."""
