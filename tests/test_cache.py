@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from rag.cache import ChunkCache, matches
+from rag.cache import ChunkCache, complement, matches
 from rag.config import StoreConfig
 from rag.records import Chunk, Locator, Passage
 from rag.store import VectorStore
@@ -168,6 +168,34 @@ def test_filters_decided_on_cached_metadata_agree_with_chroma(tmp_path):
                 if verdict is not None:
                     decided += 1
                     assert verdict == (cid in chroma), (where, meta)
+            outside = complement(where)
+            if outside is not None:  # exactly the chunks the filter leaves out (those without the key included)
+                assert set(store.passages("en", list(metadata), where=outside, vectors=False)) == set(metadata) - chroma, where
     assert matches({"set": {"$in": ["default", "hr"]}}, {"set": "hr"}) is True  # a channel's sets: always decided here
-    assert matches({"page": {"$gt": 3}}, {"page": 4}) is None
+    assert matches({"page": {"$gt": 3}}, {"page": 4}) is None and complement({"page": {"$gt": 3}}) is None
     assert decided > len(filters) * len(rows) // 2
+
+
+def test_a_filter_no_chunk_fails_is_not_sent_and_never_lets_another_set_through(tmp_path, monkeypatch):
+    from bot.runtime import open_knowledge_base
+
+    with open_knowledge_base(fast_config(tmp_path / "data")) as kb:
+        _write(kb, "en", "c1", "Backups run nightly at two.", "Backups")
+        sent = []
+        query = kb.store._query
+        monkeypatch.setattr(kb.store, "_query", lambda space, vector, k, where, include: sent.append(where) or query(space, vector, k, where, include))
+        allowed = {"set": {"$in": ["default"]}}
+        assert [p.id for p in kb.retrieve("When do backups run?", k=3, where=allowed)] == ["c1"]
+        assert sent == [None]  # every chunk is in the allowed set: the search needs no filter
+
+        # another process writes a chunk of a set this channel may not read; this one has not heard of it yet
+        secret = Chunk(id="c2", text="Backups of the payroll run nightly at two.", source="/hr/pay.md", locator=Locator(),
+                       metadata={"lang": "en", "set": "hr"})
+        kb.store.upsert("en", kb.model_id("en"), [secret], kb.embedder("en").embed_passages([secret.indexed_text]))
+        found = kb.retrieve("When do payroll backups run?", k=3, where=allowed)
+        assert sent[-1] is None and [p.id for p in found] == ["c1"]  # searched unfiltered, yet the hr chunk is not given
+
+        kb.cache.forget([("en", "c2")])  # ... the write reaches this process (the keyword feed): the filter is sent again
+        found = kb.retrieve("When do payroll backups run?", k=3, where=allowed)
+        assert sent[-1] == allowed and [p.id for p in found] == ["c1"]
+        assert "c2" in [p.id for p in kb.retrieve("When do payroll backups run?", k=3, where={"set": {"$in": ["default", "hr"]}})]
