@@ -7,7 +7,8 @@ loopback Web API of the Slack benchmark, requests signed as Slack signs them.
 1. warm-up, then one worker: N app_mention events to A alone, answers per minute;
 2. two workers: N new events, alternately to A and B, 50 in flight, and 40 of them delivered
    again (X-Slack-Retry-Num) to the worker that did not get the original: duplicate answers,
-   lost questions, answers per minute (two workers vs one);
+   lost questions, answers per minute (two workers vs one); 1 and 2 alternate --rounds times
+   (3), the figures are those of all rounds together, and each round's ratio is given too;
 3. restart: a thread answered by A, A killed (SIGKILL) and started again, the follow-up
    (no mention) sent to A: answered, and the thread's second turn carries the first's topic;
    a feedback click on B for an answer A posted (and the same click again on A): one vote;
@@ -17,7 +18,7 @@ loopback Web API of the Slack benchmark, requests signed as Slack signs them.
    /ragbot-ingest through A adds a file with a made-up word; time until /ask through B cites
    it (B follows A's write through the shared keyword channel in the Chroma server).
 
-    python benchmarks/bench_scaleout.py [--events 400] [--concurrency 50] [--retries 40] [--no-write]
+    python benchmarks/bench_scaleout.py [--events 400] [--concurrency 50] [--retries 40] [--rounds 3] [--no-write]
 
 Results go to stdout and into docs/BENCHMARKS.md between the scaleout markers.
 """
@@ -208,6 +209,21 @@ def load(api: FakeSlackAPI, urls: list[str], events: int, concurrency: int, retr
     }
 
 
+def pooled(runs: list[dict]) -> dict:
+    """Several load() results as one: answers and seconds added up, CPU per answer weighted by answers."""
+    answered = sum(r["answered"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    stalled = sum(r["stalled_s"] for r in runs)
+    return {
+        "answered": answered, "seconds": seconds, "stalled_s": stalled,
+        "per_minute": answered / seconds * 60 if seconds else 0.0,
+        "per_minute_running": answered / max(seconds - stalled, 1e-9) * 60,
+        "cpu_ms_per_answer": {name: sum(r["cpu_ms_per_answer"][name] * r["answered"] for r in runs) / max(answered, 1)
+                              for name in runs[0]["cpu_ms_per_answer"]},
+        **{key: sum(r[key] for r in runs) for key in ("duplicates", "lost", "non_200", "deliveries")},
+    }
+
+
 def wait_finals(api: FakeSlackAPI, prefix: str, count: int, timeout: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout
     while len(found := finals(api, prefix)) < count and time.monotonic() < deadline:
@@ -329,6 +345,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--retries", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="one-worker and two-worker runs, alternated (the ratio moves a few %% from run to run)")
     parser.add_argument("--real-models", action="store_true", help="the bundled embedding models (default: hashing embedder)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -387,10 +405,14 @@ def main() -> None:
 
             pids = {"worker A": a.proc.pid, "worker B": b.proc.pid, "chroma run": procs[1].pid, "redis-server": procs[0].pid,
                     "bench client + Web API": None}
-            results["one"] = one = load(api, [a.url], args.events, args.concurrency, 0, "one", pids)
-            print("one worker:", one, flush=True)
-            results["two"] = two = load(api, [a.url, b.url], args.events, args.concurrency, args.retries, "two", pids)
-            print("two workers:", two, flush=True)
+            rounds = []  # one worker, then two, again and again: the ratio of each pair, and of all of them together
+            for n in range(args.rounds):
+                one = load(api, [a.url], args.events, args.concurrency, 0, f"one{n}", pids)
+                print(f"round {n + 1}, one worker:", one, flush=True)
+                two = load(api, [a.url, b.url], args.events, args.concurrency, args.retries, f"two{n}", pids)
+                print(f"round {n + 1}, two workers:", two, flush=True)
+                rounds.append((one, two))
+            results["rounds"] = rounds
 
             try:
                 phase_restart(api, a, b, rport, config, env, results)
@@ -417,7 +439,9 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     p.kill()
             api.close()
-    one, two = results["one"], results["two"]
+    rounds = results["rounds"]
+    one, two = pooled([o for o, _ in rounds]), pooled([t for _, t in rounds])
+    ratios = [t["per_minute"] / o["per_minute"] for o, t in rounds if o["per_minute"]]
     r = results.get("restart") or {"follow_up_answered": False, "carried": False, "turns": 0,
                                    "second_standalone": results.get("restart_error")}
     results.setdefault("votes", [])
@@ -447,11 +471,14 @@ def main() -> None:
         "| measure | target | result |",
         "|---|---|---|",
         f"| duplicate answers: {args.events} `app_mention` events alternately to A and B, {args.concurrency} in flight, "
-        f"{args.retries} re-delivered (`X-Slack-Retry-Num`) to the worker that did not get the original | 0 | {two['duplicates']} |",
-        f"| lost questions (same run) | 0 | {two['lost']} (non-200 acks: {two['non_200']}) |",
-        f"| answers per minute, one worker (A only) | - | {one['per_minute']:.0f} ({one['answered']} in {one['seconds']:.1f} s) |",
-        f"| answers per minute, two workers | >= 1.6x one | {two['per_minute']:.0f} ({two['answered']} in {two['seconds']:.1f} s): "
-        f"**{ratio:.2f}x** on {os.cpu_count()} cores" + (
+        f"{args.retries} re-delivered (`X-Slack-Retry-Num`) to the worker that did not get the original; {len(rounds)} rounds "
+        f"| 0 | {two['duplicates']} |",
+        f"| lost questions (same rounds) | 0 | {two['lost']} (non-200 acks: {two['non_200']}) |",
+        f"| answers per minute, one worker (A only), {len(rounds)} rounds of {args.events} | - | {one['per_minute']:.0f} "
+        f"({one['answered']} in {one['seconds']:.1f} s) |",
+        f"| answers per minute, two workers, {len(rounds)} rounds (each right after a one-worker round) | >= 1.6x one | "
+        f"{two['per_minute']:.0f} ({two['answered']} in {two['seconds']:.1f} s): **{ratio:.2f}x** on {os.cpu_count()} cores; "
+        f"round by round {', '.join(f'{x:.2f}x' for x in ratios)}" + (
             f"; the benchmark was stopped or starved for {one['stalled_s']:.0f} s / {two['stalled_s']:.0f} s of the two runs "
             f"(another job's SIGSTOP): without those, {one['per_minute_running']:.0f} vs {two['per_minute_running']:.0f} "
             f"= {ratio_running:.2f}x, still not a clean figure" if stalls > 1 else "") + " |",
