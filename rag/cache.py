@@ -45,6 +45,17 @@ def _same(a, b) -> bool | None:
     return a == b
 
 
+def _field(key: str, cond) -> tuple[str, object] | None:
+    """A condition on one metadata key as (operator, value): `{"k": v}` is `$eq`; None for anything else."""
+    if key.startswith("$"):
+        return None
+    if not isinstance(cond, dict):
+        return "$eq", cond
+    if len(cond) != 1:
+        return None
+    return next(iter(cond.items()))
+
+
 def matches(where: dict, metadata: dict) -> bool | None:
     """Whether a chunk's metadata passes a Chroma `where` filter; None when unsure (the store decides).
 
@@ -64,13 +75,10 @@ def matches(where: dict, metadata: dict) -> bool | None:
                 return None
             results.append(all(parts) if key == "$and" else any(parts))
             continue
-        if key.startswith("$"):
+        field = _field(key, cond)
+        if field is None:
             return None
-        if not isinstance(cond, dict):
-            cond = {"$eq": cond}
-        if len(cond) != 1:
-            return None
-        (op, value), = cond.items()
+        op, value = field
         if key not in metadata:
             if op not in _OPPOSITE:
                 return None
@@ -111,14 +119,8 @@ def complement(where: dict) -> dict | None:
             return None
         parts = [complement(c) for c in cond]
         return None if None in parts else {("$or" if key == "$and" else "$and"): parts}
-    if key.startswith("$"):
-        return None
-    if not isinstance(cond, dict):
-        cond = {"$eq": cond}
-    if len(cond) != 1:
-        return None
-    (op, value), = cond.items()
-    return {key: {_OPPOSITE[op]: value}} if op in _OPPOSITE else None
+    field = _field(key, cond)
+    return None if field is None or field[0] not in _OPPOSITE else {key: {_OPPOSITE[field[0]]: field[1]}}
 
 
 class ChunkCache:
@@ -132,8 +134,6 @@ class ChunkCache:
         self._entries: OrderedDict[Key, list] = OrderedDict()  # key -> [passage | None, vector | None, read at]
         self._version = 0  # moved by every forget: a read that started before one is not kept
         self._verdicts: dict[tuple, tuple[bool, int]] = {}  # (space, filter) -> (needed, version it holds for)
-        self.hits = 0
-        self.misses = 0
 
     @property
     def version(self) -> int:
@@ -153,6 +153,21 @@ class ChunkCache:
         self._entries.move_to_end(key)
         return entry
 
+    def _look_up(self, space: str, ids: Sequence[str], usable) -> tuple[dict[str, list], list[str]]:
+        """The entries of ids that usable(entry) takes, and the ids to read; ids known absent are in neither."""
+        got: dict[str, list] = {}
+        missing: list[str] = []
+        now = self.clock()
+        for cid in ids:
+            entry = self._entry((space, cid), now)
+            if entry is not None and entry[0] is ABSENT:
+                continue
+            if entry is not None and usable(entry):
+                got[cid] = entry
+            else:
+                missing.append(cid)
+        return got, missing
+
     def passages(
         self, space: str, ids: Sequence[str], vectors: bool, where: dict | None = None
     ) -> tuple[dict[str, tuple[Passage, np.ndarray | None]], list[str]]:
@@ -162,42 +177,21 @@ class ChunkCache:
         decided for here (see `matches`) is read.
         """
         found: dict[str, tuple[Passage, np.ndarray | None]] = {}
-        missing: list[str] = []
         with self._lock:
-            now = self.clock()
-            for cid in ids:
-                entry = self._entry((space, cid), now)
-                if entry is not None and entry[0] is ABSENT:
-                    continue
-                if entry is None or entry[0] is None or (vectors and entry[1] is None):
-                    missing.append(cid)
-                    continue
-                passes = True if where is None else matches(where, entry[0].metadata)
-                if passes is None:
-                    missing.append(cid)
-                elif passes:
-                    found[cid] = (entry[0], entry[1] if vectors else None)
-            self.hits += len(found)
-            self.misses += len(missing)
+            got, missing = self._look_up(space, ids, lambda e: e[0] is not None and (not vectors or e[1] is not None))
+        for cid, (passage, vector, _) in got.items():
+            passes = True if where is None else matches(where, passage.metadata)
+            if passes is None:
+                missing.append(cid)
+            elif passes:
+                found[cid] = (passage, vector if vectors else None)
         return found, missing
 
     def vectors(self, space: str, ids: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str]]:
         """The cached vectors of ids, and the ids to read from the store."""
-        found: dict[str, np.ndarray] = {}
-        missing: list[str] = []
         with self._lock:
-            now = self.clock()
-            for cid in ids:
-                entry = self._entry((space, cid), now)
-                if entry is not None and entry[0] is ABSENT:
-                    continue
-                if entry is None or entry[1] is None:
-                    missing.append(cid)
-                else:
-                    found[cid] = entry[1]
-            self.hits += len(found)
-            self.misses += len(missing)
-        return found, missing
+            got, missing = self._look_up(space, ids, lambda e: e[1] is not None)
+        return {cid: entry[1] for cid, entry in got.items()}, missing
 
     def put(
         self, space: str, read: dict[str, tuple[Passage | None, np.ndarray | None]], version: int, absent: Iterable[str] = ()
