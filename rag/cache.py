@@ -253,3 +253,38 @@ class ChunkCache:
             self._version += 1
             for key in [key for key in self._entries if key[0] == space]:
                 del self._entries[key]
+
+
+class SentenceVectors:
+    """Vectors of short texts by (model, text), least recently used out first, thread-safe.
+
+    An extractive answer scores each sentence of the passages it may quote by its cosine with
+    the question, and embedding those sentences is most of its cost (with the bundled MiniLM,
+    ~1.7 s of CPU for a sample-corpus answer: docs/BENCHMARKS.md). The same passages come back
+    for the next questions, and a text's vector does not depend on anything else: the numpy
+    encoder embeds each text on its own, so a kept vector is the one it would compute again.
+    """
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._lock = threading.Lock()
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    def embed(self, model: str, texts: Sequence[str], embed) -> np.ndarray:
+        """Vectors of texts (rows in order): those kept, and embed(the others) for the rest, kept."""
+        with self._lock:
+            known = {}
+            for text in texts:
+                vector = self._vectors.get((model, text))
+                if vector is not None:
+                    self._vectors.move_to_end((model, text))
+                    known[text] = vector
+        todo = list(dict.fromkeys(t for t in texts if t not in known))
+        if todo:
+            fresh = np.asarray(embed(todo), dtype=np.float32)
+            with self._lock:
+                for text, vector in zip(todo, fresh):
+                    known[text] = self._vectors[(model, text)] = vector
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return np.vstack([known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rag.cache import ChunkCache, complement
+from rag.cache import ChunkCache, SentenceVectors, complement
 from rag.config import EmbeddingConfig, RetrievalConfig
 from rag.embedders import Embedder, build_embedder
 from rag.keywords import KeywordIndex, LocalKeywordIndex
@@ -50,6 +50,7 @@ class KnowledgeBase:
         self._keywords = keywords
         self._retriever: Retriever | None = None
         self.cache = cache
+        self._sentences = SentenceVectors()
         if cache is not None and keywords is not None:
             keywords.watch(cache.forget)  # other processes' writes, as the keyword channel's feed reports them
 
@@ -291,10 +292,13 @@ class KnowledgeBase:
         return self.retrieve(query, k=k, where=where)
 
     def sentence_similarity(self, question: str, sentences: list[str], space: str) -> list[float]:
-        """Cosine of each sentence with the question in space's model (extractive answers score by meaning)."""
+        """Cosine of each sentence with the question in space's model (extractive answers score by meaning).
+
+        Sentences embedded for an earlier question are not embedded again (rag.cache.SentenceVectors).
+        """
         embedder = self.embedder(space)
         query = embedder.embed_query(question)
-        vectors = embedder.embed_passages(sentences)
+        vectors = self._sentences.embed(embedder.model_id, sentences, embedder.embed_passages)
         return [float(v) for v in vectors @ query]
 
     def status(self) -> list[dict]:

@@ -199,3 +199,26 @@ def test_a_filter_no_chunk_fails_is_not_sent_and_never_lets_another_set_through(
         found = kb.retrieve("When do payroll backups run?", k=3, where=allowed)
         assert sent[-1] == allowed and [p.id for p in found] == ["c1"]
         assert "c2" in [p.id for p in kb.retrieve("When do payroll backups run?", k=3, where={"set": {"$in": ["default", "hr"]}})]
+
+
+def test_sentences_embedded_once_give_the_cosines_a_fresh_embedding_gives(tmp_path):
+    """With the bundled MiniLM: an extractive answer's sentences are embedded once, and a kept vector is the one
+    the model computes again, bit for bit (the next question over the same passages costs only its own vector)."""
+    from bot.config import AppConfig
+    from rag.knowledge import KnowledgeBase
+
+    config = AppConfig.model_validate({"data_dir": str(tmp_path / "data")})
+    sentences = ["Admins run /ragbot-ingest to read the docs folder again.", "Each answer has vote buttons.",
+                 "Backups run nightly at two.", "Ragbot answers questions from your documents."]
+    with VectorStore.open(StoreConfig(), tmp_path) as store:
+        kb, fresh = KnowledgeBase(config.embedding, store), KnowledgeBase(config.embedding, store)
+        embedded = []
+        embedder = kb.embedder("en")
+        original = embedder.embed_passages
+        embedder.embed_passages = lambda texts: embedded.append(list(texts)) or original(texts)
+        first = kb.sentence_similarity("Who can re-read the docs?", sentences, "en")
+        again = kb.sentence_similarity("When do backups run?", [sentences[2], "Restores take an hour.", sentences[0], sentences[2]], "en")
+        assert embedded == [sentences, ["Restores take an hour."]]  # only the new sentence, once
+        assert first == fresh.sentence_similarity("Who can re-read the docs?", sentences, "en")
+        assert again == fresh.sentence_similarity("When do backups run?", [sentences[2], "Restores take an hour.", sentences[0], sentences[2]], "en")
+        assert again[0] == again[3] and max(range(4), key=lambda i: again[i]) in (0, 3)  # and it still reads meaning
