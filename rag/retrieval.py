@@ -221,7 +221,7 @@ class Retriever:
                         self._load(found, space, ids, where)
                     hits = [(key, score) for key, score in hits if key[1] in found.passages]
                 found.channels.append(Channel(name, weight, [k for k, _ in hits], [s for _, s in hits]))
-        self._bridge(found, where)
+        self._bridge(found)
         for channel in found.channels:
             for space, cid in channel.keys:
                 found.seen.setdefault(cid, space)
@@ -231,7 +231,7 @@ class Retriever:
         """The chunks the bridged searches start from: the k best so far (chunk id, fused score)."""
         return self.fused(found)[: self.config.bridge.k]
 
-    def _bridge(self, found: Candidates, where: dict | None) -> None:
+    def _bridge(self, found: Candidates) -> None:
         """Search each space that cannot read the question with the mean of its vectors of the best hits so far.
 
         A Japanese question embedded by English MiniLM lands at random, yet the English chunks
@@ -266,7 +266,7 @@ class Retriever:
             norm = float(np.linalg.norm(centroid))
             if norm <= 0:
                 continue
-            hits = self.kb.nearest(space, centroid / norm, self.config.dense_k, where=self._filter(space, where))
+            hits = self.kb.nearest(space, centroid / norm, self.config.dense_k, where=self._filter(space, found.where))
             found.channels.append(
                 Channel(f"bridge:{space}", cfg.weight * share, [(space, cid) for cid, _ in hits], [sc for _, sc in hits])
             )
